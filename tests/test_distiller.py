@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from tfpose._keras import keras, tf
+from tfpose.distill.distiller import Distiller
+from tfpose.distill.losses import alpha_kd, keypoint_mse
+from tfpose.models import build_model
+from tests.conftest import TINY_INPUT, TINY_STUDENT
+
+
+def test_keypoint_mse_on_hand_made_arrays():
+    pred = np.zeros((1, 2, 2, 2), np.float32)
+    target = np.zeros_like(pred)
+    target[0, 0, 0, 0] = 2.0      # joint 0: squared error 4 in one of 4 cells -> mean 1 -> x0.5 = 0.5
+    target[0, :, :, 1] = 1.0      # joint 1: mean squared error 1 -> 0.5
+    assert float(keypoint_mse(pred, target)) == pytest.approx(0.5)
+    assert float(keypoint_mse(pred, target, np.array([[1.0, 0.0]], np.float32))) == pytest.approx(0.25)
+
+
+def test_alpha_mixes_ground_truth_and_teacher_terms():
+    pred = np.zeros((1, 2, 2, 1), np.float32)
+    truth = np.ones_like(pred)            # gt term 0.5
+    teacher = np.full_like(pred, 2.0)     # kd term 0.5 * 4 = 2.0
+    total, gt, kd = alpha_kd(pred, truth, np.ones((1, 1), np.float32), teacher, 0.8)
+    assert float(gt) == pytest.approx(0.5) and float(kd) == pytest.approx(2.0)
+    assert float(total) == pytest.approx(0.2 * 0.5 + 0.8 * 2.0)
+
+
+def _batch(n=4):
+    rng = np.random.default_rng(0)
+    h, w = TINY_INPUT[1], TINY_INPUT[0]
+    images = rng.uniform(0, 255, (n, h, w, 3)).astype(np.float32)
+    targets = {"heatmaps": rng.uniform(0, 1, (n, h // 4, w // 4, 17)).astype(np.float32),
+               "weights": np.ones((n, 17), np.float32)}
+    return tf.data.Dataset.from_tensors((images, targets)).repeat(3)
+
+
+def test_teacher_is_bit_identical_after_fit_and_student_learns(tmp_path):
+    keras.utils.set_random_seed(0)
+    teacher = build_model("hourglass", 17, TINY_INPUT, stacks=1, channels=32, depth=2)
+    student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    before_teacher = [w.copy() for w in teacher.get_weights()]
+    before_student = [w.copy() for w in student.get_weights()]
+    distiller = Distiller(student, teacher, alpha=0.5)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = distiller.fit(_batch(), epochs=2, verbose=0)
+    for a, b in zip(before_teacher, teacher.get_weights()):
+        assert a.tobytes() == b.tobytes()
+    assert any(not np.array_equal(a, b) for a, b in zip(before_student, student.get_weights()))
+    assert history.history["kd_loss"][-1] > 0
+    # what is saved is the student alone
+    distiller.student.save(tmp_path / "student.keras")
+    loaded = keras.models.load_model(tmp_path / "student.keras", compile=False)
+    assert loaded.count_params() == student.count_params() != teacher.count_params() + student.count_params()
+
+
+def test_without_teacher_it_trains_every_stack_on_ground_truth():
+    keras.utils.set_random_seed(0)
+    model = build_model("hourglass", 17, TINY_INPUT, stacks=2, channels=32, depth=2, intermediate=True)
+    distiller = Distiller(model)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = distiller.fit(_batch(), epochs=3, verbose=0)
+    assert history.history["kd_loss"] == [0.0, 0.0, 0.0]
+    assert history.history["loss"][-1] < history.history["loss"][0]

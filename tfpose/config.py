@@ -1,0 +1,221 @@
+"""Typed configuration for every stage: YAML presets in configs/, ``key=value`` overrides on the command line.
+
+An unknown key anywhere is an error that names the file, the dotted key and the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tfpose.errors import InputError
+
+
+@dataclass
+class SyntheticConfig:
+    """The embedded default dataset: procedurally rendered figures in COCO format."""
+    num_train_images: int = 600
+    num_val_images: int = 100
+    image_size: tuple[int, int] = (192, 192)   # (W, H) pixels
+    max_people: int = 2
+    seed: int = 0
+
+
+@dataclass
+class AugmentConfig:
+    scale: float = 0.25          # scale factor drawn from [1 - s, 1 + s]
+    rotation: float = 30.0       # degrees, drawn from [-r, r]
+    rotation_prob: float = 0.6
+    flip: bool = True
+    colour: float = 0.2          # brightness/contrast jitter amplitude
+
+
+@dataclass
+class DataConfig:
+    source: Literal["synthetic", "coco"] = "synthetic"
+    root: str = "runs/data/synthetic"          # dataset folder (synthetic: where it is generated)
+    train_annotations: str = "annotations/person_keypoints_train.json"
+    train_images: str = "images/train"
+    val_annotations: str = "annotations/person_keypoints_val.json"
+    val_images: str = "images/val"
+    val_fraction: float = 0.0                  # > 0: split train by image into train/val with split_seed
+    split_seed: int = 0
+    min_keypoints: int = 1                     # annotations with fewer labelled joints are skipped in training
+    padding: float = 1.25                      # box enlargement before cropping
+    batch_size: int = 32
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class CodecConfig:
+    input_size: tuple[int, int] = (192, 256)   # (W, H)
+    stride: int = 4
+    sigma: float = 2.0
+    refine: Literal["none", "quarter", "dark"] = "dark"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "peleenet_duc"
+    params: dict = field(default_factory=dict)  # keyword arguments of the registered builder
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    schedule: Literal["constant", "cosine", "step"] = "cosine"
+    steps_per_epoch: int = 0                    # 0: one pass over the training set
+    checkpoint_every_epochs: int = 1
+
+
+@dataclass
+class TeacherConfig:
+    source: Literal["train", "keras"] = "train"  # train one here, or load a saved Keras model from `path`
+    path: str = ""
+    model: ModelConfig = field(default_factory=lambda: ModelConfig("hourglass", {"stacks": 2, "channels": 128}))
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class DistillConfig:
+    alpha: float = 0.5                           # weight of the teacher term; 1 - alpha weighs ground truth
+    student: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class ExportConfig:
+    quant: Literal["int8", "float16", "dynamic", "float32"] = "int8"
+    input_type: Literal["uint8", "int8", "float32"] = "uint8"
+    output_type: Literal["int8", "uint8", "float32"] = "int8"
+    calibration_samples: int = 128
+    reference_samples: int = 32
+
+
+@dataclass
+class ValidateConfig:
+    threads: tuple[int, ...] = (1, 2)
+    warmup_runs: int = 5
+    latency_runs: int = 50
+    overlays: int = 4
+
+
+@dataclass
+class PipelineConfig:
+    seed: int = 0
+    skeleton: str = "coco17"
+    data: DataConfig = field(default_factory=DataConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+
+    def to_dict(self) -> dict:
+        return _to_plain(dataclasses.asdict(self))
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> PipelineConfig:
+    """Read a YAML preset (or the defaults) and apply ``dotted.key=value`` overrides."""
+    raw: dict = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise InputError("config file not found", path=path) from None
+        except yaml.YAMLError as e:
+            raise InputError(f"not valid YAML: {e}", path=path) from None
+        if not isinstance(raw, dict):
+            raise InputError("a config must be a mapping of keys to values", path=path)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"override '{item}' is not of the form key=value", path="<command line>")
+        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+    if overrides:
+        source += " + command-line overrides"
+    return _build(PipelineConfig, raw, source, prefix="")
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise InputError(f"'{part}' is not a section", path="<command line>", field=key)
+    node[parts[-1]] = value
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str):
+    if not isinstance(raw, dict):
+        raise InputError(f"expected a mapping, got {type(raw).__name__}", path=source, field=prefix.rstrip("."))
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            hint = f"; did you mean '{prefix}{near[0]}'?" if near else f"; valid keys: {', '.join(names)}"
+            raise InputError(f"unknown config key{hint}", path=source, field=f"{prefix}{key}")
+    kwargs = {}
+    for name in names:
+        if name in raw:
+            kwargs[name] = _coerce(hints[name], raw[name], source, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key + ".")
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            near = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            hint_text = f"; did you mean '{near[0]}'?" if near else ""
+            raise InputError(f"'{value}' is not one of {list(choices)}{hint_text}", path=source, field=key)
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"expected a list, got {value!r}", path=source, field=key)
+        args = typing.get_args(hint)
+        item_type = args[0]
+        if args[-1] is not Ellipsis and len(args) != len(value):
+            raise InputError(f"expected {len(args)} values, got {len(value)}", path=source, field=key)
+        return tuple(_coerce(item_type, v, source, key) for v in value)
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"expected a mapping, got {value!r}", path=source, field=key)
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"expected true or false, got {value!r}", path=source, field=key)
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and value != int(value)):
+            raise InputError(f"expected {hint.__name__}, got {value!r}", path=source, field=key)
+        return hint(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise InputError(f"expected a string, got {value!r}", path=source, field=key)
+        return value
+    return value
+
+
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,87 @@
+"""Top-down crop geometry (numpy + OpenCV only; shared by training and the on-device validator).
+
+A person box is enlarged by ``padding``, its aspect fixed to the input's, and warped into the input by
+one affine matrix; predictions go back to the image through the inverse of the same matrix.
+Shape legend: K joints; boxes are [x, y, w, h] in image pixels; crops are (H, W, 3) uint8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CropParams:
+    centre: tuple[float, float]     # (x, y) image pixels
+    size: tuple[float, float]       # (w, h) of the region in image pixels, aspect equal to the input's
+    rotation: float = 0.0           # degrees, counter-clockwise
+    flip: bool = False
+
+
+def box_to_crop(box, input_size: tuple[int, int], padding: float = 1.25) -> CropParams:
+    """[x, y, w, h] -> the enlarged region with the input's aspect ratio (W / H)."""
+    x, y, w, h = (float(v) for v in box)
+    aspect = input_size[0] / input_size[1]
+    if w > aspect * h:
+        h = w / aspect
+    else:
+        w = h * aspect
+    return CropParams((x + 0.5 * float(box[2]), y + 0.5 * float(box[3])), (w * padding, h * padding))
+
+
+def crop_matrix(crop: CropParams, input_size: tuple[int, int]) -> np.ndarray:
+    """(2, 3) affine matrix from image pixels to input pixels (pixel-centre convention)."""
+    out_w, out_h = input_size
+    cx, cy = crop.centre
+    sx = out_w / crop.size[0]
+    sy = out_h / crop.size[1]
+    a = np.deg2rad(crop.rotation)
+    cos, sin = np.cos(a), np.sin(a)
+    # rotate about the box centre, scale to the input, put the centre at the input's centre
+    rot = np.array([[cos, sin], [-sin, cos]])
+    lin = np.diag([sx, sy]) @ rot
+    if crop.flip:
+        lin = np.diag([-1.0, 1.0]) @ lin
+    centre_out = np.array([(out_w - 1) / 2, (out_h - 1) / 2])
+    t = centre_out - lin @ np.array([cx, cy])
+    return np.hstack([lin, t[:, None]])
+
+
+def invert_matrix(matrix: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(matrix)
+
+
+def warp_image(image: np.ndarray, matrix: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    return cv2.warpAffine(image, matrix, tuple(int(v) for v in input_size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def apply_matrix(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(..., 2) points through a (2, 3) affine matrix."""
+    points = np.asarray(points, np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def flip_keypoints(keypoints: np.ndarray, visible: np.ndarray, flip_index: np.ndarray):
+    """Swap left/right joint labels after a mirrored warp (coordinates are already mirrored by the matrix)."""
+    return keypoints[flip_index], visible[flip_index]
+
+
+def random_crop_params(base: CropParams, rng: np.random.Generator, scale: float, rotation: float,
+                       rotation_prob: float, flip: bool) -> CropParams:
+    """Training augmentation: scale +-scale, rotation +-rotation degrees (with probability), horizontal flip."""
+    s = float(np.clip(rng.normal(1.0, scale / 2), 1 - scale, 1 + scale)) if scale else 1.0
+    r = float(np.clip(rng.normal(0.0, rotation / 2), -rotation, rotation)) if rng.random() < rotation_prob else 0.0
+    f = bool(flip and rng.random() < 0.5)
+    return CropParams(base.centre, (base.size[0] * s, base.size[1] * s), r, f)
+
+
+def colour_jitter(crop: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    if amount <= 0:
+        return crop
+    contrast = 1 + rng.uniform(-amount, amount)
+    brightness = 255 * rng.uniform(-amount, amount) / 2
+    return np.clip(crop.astype(np.float32) * contrast + brightness, 0, 255).astype(np.uint8)

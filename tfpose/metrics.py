@@ -1,0 +1,206 @@
+"""Pose accuracy metrics in numpy: COCO OKS AP/AR (the same numbers as pycocotools' COCOeval), PCK and PCKh.
+
+``coco_keypoint_eval`` re-implements COCOeval(iouType='keypoints') step for step, so the on-device validator
+needs no pycocotools; a test holds it equal to pycocotools on real annotations.
+Shape legend: K joints; keypoint lists are COCO's flat [x1, y1, v1, ..., xK, yK, vK].
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
+AREA_RANGES = {"all": (0.0, 1e10), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
+MAX_DETS = 20
+
+
+def oks_matrix(detections: list[dict], truths: list[dict], sigmas: np.ndarray) -> np.ndarray:
+    """(D, G) object keypoint similarity, as COCOeval.computeOks (detections already score-sorted)."""
+    ious = np.zeros((len(detections), len(truths)))
+    variances = (np.asarray(sigmas) * 2) ** 2
+    k = len(sigmas)
+    for j, gt in enumerate(truths):
+        g = np.asarray(gt["keypoints"], np.float64)
+        xg, yg, vg = g[0::3], g[1::3], g[2::3]
+        k1 = np.count_nonzero(vg > 0)
+        bx, by, bw, bh = gt["bbox"]
+        x0, x1, y0, y1 = bx - bw, bx + bw * 2, by - bh, by + bh * 2
+        for i, dt in enumerate(detections):
+            d = np.asarray(dt["keypoints"], np.float64)
+            xd, yd = d[0::3], d[1::3]
+            if k1 > 0:
+                dx, dy = xd - xg, yd - yg
+            else:
+                z = np.zeros(k)
+                dx = np.maximum(z, x0 - xd) + np.maximum(z, xd - x1)
+                dy = np.maximum(z, y0 - yd) + np.maximum(z, yd - y1)
+            e = (dx**2 + dy**2) / variances / (gt["area"] + np.spacing(1)) / 2
+            if k1 > 0:
+                e = e[vg > 0]
+            ious[i, j] = np.sum(np.exp(-e)) / e.shape[0]
+    return ious
+
+
+def _prepare_detections(results: list[dict]) -> list[dict]:
+    """What COCO.loadRes adds to keypoint results: an id, and the area and box of the keypoints' extent."""
+    out = []
+    for i, r in enumerate(results):
+        s = np.asarray(r["keypoints"], np.float64)
+        x, y = s[0::3], s[1::3]
+        x0, x1, y0, y1 = np.min(x), np.max(x), np.min(y), np.max(y)
+        out.append({**r, "id": i + 1, "area": (x1 - x0) * (y1 - y0), "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "iscrowd": 0})
+    return out
+
+
+def _evaluate_image(gts, dts, ious, area_range):
+    if not gts and not dts:
+        return None
+    gt_ignore = np.array([int(g["ignore"] or not (area_range[0] <= g["area"] <= area_range[1])) for g in gts])
+    gt_order = np.argsort(gt_ignore, kind="mergesort")
+    gts = [gts[i] for i in gt_order]
+    gt_ignore = gt_ignore[gt_order]
+    dt_order = np.argsort([-d["score"] for d in dts], kind="mergesort")
+    dts = [dts[i] for i in dt_order[:MAX_DETS]]
+    iscrowd = [int(g.get("iscrowd", 0)) for g in gts]
+    ious = ious[:, gt_order] if len(ious) else ious
+    t, g, d = len(IOU_THRESHOLDS), len(gts), len(dts)
+    gt_matched = np.zeros((t, g))
+    dt_matched = np.zeros((t, d))
+    dt_ignore = np.zeros((t, d))
+    if len(ious):
+        for ti, thr in enumerate(IOU_THRESHOLDS):
+            for di in range(d):
+                best = min(thr, 1 - 1e-10)
+                m = -1
+                for gi in range(g):
+                    if gt_matched[ti, gi] > 0 and not iscrowd[gi]:
+                        continue
+                    if m > -1 and gt_ignore[m] == 0 and gt_ignore[gi] == 1:
+                        break
+                    if ious[di, gi] < best:
+                        continue
+                    best = ious[di, gi]
+                    m = gi
+                if m == -1:
+                    continue
+                dt_ignore[ti, di] = gt_ignore[m]
+                dt_matched[ti, di] = gts[m]["id"]
+                gt_matched[ti, m] = dts[di]["id"]
+    outside = np.array([not (area_range[0] <= dd["area"] <= area_range[1]) for dd in dts]).reshape(1, d)
+    dt_ignore = np.logical_or(dt_ignore, np.logical_and(dt_matched == 0, np.repeat(outside, t, 0)))
+    return {"scores": np.array([dd["score"] for dd in dts]), "matched": dt_matched, "dt_ignore": dt_ignore,
+            "gt_ignore": gt_ignore}
+
+
+def _accumulate(evals):
+    """(T, R) precision and (T,) recall over images, as COCOeval.accumulate (one category, maxDets 20)."""
+    precision = -np.ones((len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)))
+    recall = -np.ones(len(IOU_THRESHOLDS))
+    evals = [e for e in evals if e is not None]
+    if not evals:
+        return precision, recall
+    scores = np.concatenate([e["scores"][:MAX_DETS] for e in evals])
+    order = np.argsort(-scores, kind="mergesort")
+    matched = np.concatenate([e["matched"][:, :MAX_DETS] for e in evals], axis=1)[:, order]
+    dt_ignore = np.concatenate([e["dt_ignore"][:, :MAX_DETS] for e in evals], axis=1)[:, order]
+    gt_ignore = np.concatenate([e["gt_ignore"] for e in evals])
+    positives = np.count_nonzero(gt_ignore == 0)
+    if positives == 0:
+        return precision, recall
+    tps = np.logical_and(matched, np.logical_not(dt_ignore))
+    fps = np.logical_and(np.logical_not(matched), np.logical_not(dt_ignore))
+    tp_sum = np.cumsum(tps, axis=1).astype(float)
+    fp_sum = np.cumsum(fps, axis=1).astype(float)
+    for ti, (tp, fp) in enumerate(zip(tp_sum, fp_sum)):
+        nd = len(tp)
+        rc = tp / positives
+        pr = (tp / (fp + tp + np.spacing(1))).tolist()
+        recall[ti] = rc[-1] if nd else 0
+        for i in range(nd - 1, 0, -1):
+            if pr[i] > pr[i - 1]:
+                pr[i - 1] = pr[i]
+        q = np.zeros(len(RECALL_THRESHOLDS))
+        for ri, pi in enumerate(np.searchsorted(rc, RECALL_THRESHOLDS, side="left")):
+            if pi >= nd:
+                break
+            q[ri] = pr[pi]
+        precision[ti] = q
+    return precision, recall
+
+
+def coco_keypoint_eval(ground_truth: dict, results: list[dict], sigmas) -> dict[str, float]:
+    """AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl exactly as pycocotools' keypoint summary.
+
+    ground_truth: a COCO keypoints dict (images, annotations); results: [{image_id, keypoints, score}].
+    """
+    sigmas = np.asarray(sigmas, np.float64)
+    image_ids = sorted({im["id"] for im in ground_truth["images"]})
+    known = set(image_ids)
+    gts, dts = defaultdict(list), defaultdict(list)
+    for ann in ground_truth["annotations"]:
+        if ann.get("category_id", 1) != 1:
+            continue
+        ignore = bool(ann.get("iscrowd", 0)) or ann.get("num_keypoints", 0) == 0 or bool(ann.get("ignore", 0))
+        gts[ann["image_id"]].append({**ann, "ignore": ignore})
+    for det in _prepare_detections(results):
+        if det["image_id"] not in known:
+            raise ValueError(f"result for image {det['image_id']}, which is not in the ground truth")
+        dts[det["image_id"]].append(det)
+    ious = {}
+    for image_id in image_ids:
+        d = dts[image_id]
+        d_sorted = [d[i] for i in np.argsort([-x["score"] for x in d], kind="mergesort")][:MAX_DETS]
+        ious[image_id] = oks_matrix(d_sorted, gts[image_id], sigmas) if d and gts[image_id] else []
+    stats = {}
+    for area, rng in AREA_RANGES.items():
+        evals = [_evaluate_image(gts[i], dts[i], ious[i], rng) for i in image_ids]
+        precision, recall = _accumulate(evals)
+        suffix = "" if area == "all" else area[0]
+        stats[f"AP{suffix}"] = _mean(precision)
+        stats[f"AR{suffix}"] = _mean(recall)
+        if area == "all":
+            stats["AP50"], stats["AP75"] = _mean(precision[0]), _mean(precision[5])
+            stats["AR50"], stats["AR75"] = _mean(recall[0:1]), _mean(recall[5:6])
+    order = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
+    return {k: stats[k] for k in order}
+
+
+def _mean(values: np.ndarray) -> float:
+    valid = values[values > -1]
+    return float(np.mean(valid)) if valid.size else -1.0
+
+
+def pck(pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, norm: np.ndarray, threshold: float = 0.2):
+    """Fraction of labelled joints within ``threshold`` of the truth after per-axis normalisation.
+
+    pred, truth: (N, K, 2) pixels; visible: (N, K) bool; norm: (N, 2) per-axis normaliser, e.g. the box
+    [w, h] (mmpose's PCKAccuracy for COCO-style data). Returns (overall, per-joint (K,) with NaN where unlabelled).
+    """
+    d = np.linalg.norm((pred - truth) / np.maximum(norm[:, None, :], 1e-6), axis=-1)
+    hit = (d < threshold) & visible
+    per_joint = np.where(visible.sum(0) > 0, hit.sum(0) / np.maximum(visible.sum(0), 1), np.nan)
+    return float(hit.sum() / max(visible.sum(), 1)), per_joint
+
+
+def pckh(pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, head_sizes: np.ndarray, threshold: float = 0.5):
+    """PCKh: joints within ``threshold`` x head size (MPII); head_sizes (N,) pixels. Returns (overall, per-joint)."""
+    d = np.linalg.norm(pred - truth, axis=-1) / np.maximum(head_sizes[:, None], 1e-6)
+    hit = (d < threshold) & visible
+    per_joint = np.where(visible.sum(0) > 0, hit.sum(0) / np.maximum(visible.sum(0), 1), np.nan)
+    return float(hit.sum() / max(visible.sum(), 1)), per_joint
+
+
+def bootstrap_ci(per_item: np.ndarray, statistic=np.mean, samples: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``statistic`` over items (small-sample figures)."""
+    per_item = np.asarray(per_item)
+    if per_item.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    stats = [statistic(per_item[rng.integers(0, len(per_item), len(per_item))]) for _ in range(samples)]
+    lo, hi = np.percentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)

@@ -1,0 +1,260 @@
+"""The whole job, stage by stage: data -> teacher -> distillation -> int8 export -> on-device validation.
+
+Each stage prints one line when it starts and ends, writes its artifact atomically into the run folder, and is
+skipped when that artifact is already there, so an interrupted run picks up where it stopped (training
+itself resumes from its last epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from tfpose.artifacts import write_json, write_text
+from tfpose.codec import HeatmapCodec
+from tfpose.config import PipelineConfig
+from tfpose.data.coco import CocoDataset, ImageStore, load_coco
+from tfpose.data.samples import CropSampler
+from tfpose.data.synthetic import ensure_synthetic
+from tfpose.errors import InputError
+from tfpose.skeleton import Skeleton, get_skeleton
+
+
+@dataclass
+class Context:
+    cfg: PipelineConfig
+    out: Path
+    codec: HeatmapCodec
+    skeleton: Skeleton
+    train: CocoDataset | None = None
+    val: CocoDataset | None = None
+    images: ImageStore = field(default_factory=ImageStore)
+    timings: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+    def sampler(self, dataset: CocoDataset, augment: bool) -> CropSampler:
+        persons = dataset.labelled(self.cfg.data.min_keypoints)
+        if not persons:
+            raise InputError("no annotation with enough labelled keypoints (empty dataset)",
+                             path=dataset.annotation_file, field="annotations[*].keypoints")
+        return CropSampler(persons, self.codec, self.skeleton.flip_index, self.cfg.data.padding,
+                           self.cfg.data.augment if augment else None, self.images)
+
+
+def make_context(cfg: PipelineConfig, out: str | Path) -> Context:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    c = cfg.codec
+    return Context(cfg, out, HeatmapCodec(tuple(c.input_size), c.stride, c.sigma, c.refine), get_skeleton(cfg.skeleton))
+
+
+class stage:
+    """``with stage(ctx, "teacher"):`` prints a line per stage and records its wall time."""
+
+    def __init__(self, ctx: Context, name: str):
+        self.ctx, self.name = ctx, name
+
+    def __enter__(self):
+        print(f"==> [{self.name}] started", flush=True)
+        self.t = time.perf_counter()
+
+    def __exit__(self, exc_type, *_):
+        dt = time.perf_counter() - self.t
+        self.ctx.timings[self.name] = round(dt, 1)
+        print(f"==> [{self.name}] {'failed' if exc_type else 'done'} in {dt:.1f} s", flush=True)
+
+
+def load_data(ctx: Context) -> None:
+    d = ctx.cfg.data
+    k = ctx.skeleton.num_keypoints
+    root = Path(d.root)
+    if d.source == "synthetic":
+        s = d.synthetic
+        ensure_synthetic(root, s.num_train_images, s.num_val_images, tuple(s.image_size), s.max_people, s.seed)
+    ctx.train = load_coco(root / d.train_annotations, root / d.train_images, k)
+    if d.val_fraction > 0:
+        ctx.train, ctx.val = ctx.train.split(d.val_fraction, d.split_seed)
+    else:
+        ctx.val = load_coco(root / d.val_annotations, root / d.val_images, k)
+    n_train, n_val = len(ctx.train.labelled(d.min_keypoints)), len(ctx.val.labelled())
+    print(f"    train: {n_train} labelled persons in {len(ctx.train.images)} images; "
+          f"val: {n_val} persons in {len(ctx.val.images)} images")
+    if n_train == 0:
+        raise InputError("no annotation with labelled keypoints (empty dataset)", path=ctx.train.annotation_file)
+
+
+def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_name: str):
+    from tfpose.data.pipeline import build_dataset
+    from tfpose.distill.distiller import Distiller
+    from tfpose.train import fit
+
+    train_sampler = ctx.sampler(ctx.train, augment=True)
+    val_sampler = ctx.sampler(ctx.val, augment=False)
+    batch = train_cfg.batch_size
+    train_ds = build_dataset(train_sampler, batch, training=True, seed=ctx.cfg.seed)
+    val_ds = build_dataset(val_sampler, batch, training=False)
+    steps = train_cfg.steps_per_epoch or max(1, len(train_sampler) // batch)
+    distiller = Distiller(student, teacher, alpha)
+    fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps)
+    return distiller.student
+
+
+def train_teacher(ctx: Context):
+    """Train the configured teacher (or load a saved Keras one); returns the single-output model."""
+    from tfpose._keras import keras
+    from tfpose.models import build_model, deployable
+
+    t = ctx.cfg.teacher
+    path = ctx.out / "teacher.keras"
+    if t.source == "keras":
+        return load_keras(Path(t.path))
+    if path.is_file():
+        print(f"    reusing {path}")
+        return load_keras(path)
+    keras.utils.set_random_seed(ctx.cfg.seed)
+    model = build_model(t.model.name, ctx.skeleton.num_keypoints, ctx.codec.input_size, intermediate=True,
+                        **t.model.params)
+    print(f"    {model.name}: {model.count_params() / 1e6:.2f} M parameters")
+    model = deployable(_train_model(ctx, model, None, 0.0, t.train, "teacher_run"))
+    save_keras(model, path)
+    return model
+
+
+def distil_student(ctx: Context, teacher):
+    from tfpose._keras import keras
+    from tfpose.models import build_model
+
+    d = ctx.cfg.distill
+    path = ctx.out / "student.keras"
+    if path.is_file():
+        print(f"    reusing {path}")
+        return load_keras(path)
+    keras.utils.set_random_seed(ctx.cfg.seed + 1)
+    student = build_model(d.student.name, ctx.skeleton.num_keypoints, ctx.codec.input_size, **d.student.params)
+    print(f"    {student.name}: {student.count_params() / 1e6:.2f} M parameters, alpha {d.alpha}")
+    student = _train_model(ctx, student, teacher, d.alpha, d.train, "distill_run")
+    save_keras(student, path)
+    return student
+
+
+def evaluate_keras(ctx: Context, model, name: str) -> dict:
+    from tfpose.evaluation import evaluate_predictor
+
+    def predict(crops):
+        return model.predict_on_batch(crops.astype(np.float32))
+
+    metrics, _ = evaluate_predictor(predict, ctx.val, ctx.codec, ctx.skeleton, ctx.cfg.data.padding)
+    print(f"    {name}: AP {metrics['AP']:.3f} (95 % CI {metrics['AP_ci95'][0]:.3f}-{metrics['AP_ci95'][1]:.3f}), "
+          f"PCK@0.2 {metrics['PCK@0.2']:.3f}")
+    return metrics
+
+
+def export_student(ctx: Context, student) -> Path:
+    from tfpose.export import export_tflite
+
+    e = ctx.cfg.export
+    path = ctx.out / f"student_{e.quant}.tflite"
+    calib = ctx.sampler(ctx.train, augment=False)
+    rng = np.random.default_rng(ctx.cfg.seed)
+    calib_idx = rng.permutation(len(calib))[: e.calibration_samples]
+    calibration = np.stack([calib.sample(int(i)).crop for i in calib_idx]).astype(np.float32)
+    ref = ctx.sampler(ctx.val, augment=False)
+    ref_samples = [ref.sample(i) for i in range(min(e.reference_samples, len(ref)))]
+    export_tflite(student, path, ctx.codec, ctx.skeleton, ctx.cfg.data.padding, e, calibration,
+                  np.stack([s.crop for s in ref_samples]), np.stack([s.weights for s in ref_samples]))
+    print(f"    {path.name}: {path.stat().st_size / 1024:.0f} KiB ({len(calibration)} calibration crops)")
+    return path
+
+
+def validate_tflite(ctx: Context, tflite_path: Path) -> dict:
+    from tflite.validate import validate
+
+    v = ctx.cfg.validate
+    val_dir = ctx.out / "validation"
+    val_ann = ctx.out / "val_annotations.json"
+    write_json(val_ann, ctx.val.raw)  # the exact split, so the device run scores the same persons
+    report = validate(tflite_path, val_ann, ctx.val.image_dir, val_dir, threads=v.threads, warmup=v.warmup_runs,
+                      runs=v.latency_runs, overlays=v.overlays)
+    return report
+
+
+def load_keras(path: Path):
+    from tfpose._keras import keras
+    import tfpose.models  # noqa: F401  (registers custom layers)
+
+    if not path.exists():
+        raise InputError("model not found", path=path)
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as e:
+        raise InputError(f"not a loadable Keras model ({e})", path=path) from None
+
+
+def save_keras(model, path: Path) -> None:
+    from tfpose.artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.save(tmp.with_suffix(".keras"))
+        tmp.with_suffix(".keras").rename(tmp)
+
+
+def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
+    ctx = make_context(cfg, out)
+    write_text(ctx.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    t0 = time.perf_counter()
+    with stage(ctx, "data"):
+        load_data(ctx)
+    with stage(ctx, "teacher"):
+        teacher = train_teacher(ctx)
+    with stage(ctx, "evaluate teacher"):
+        teacher_metrics = evaluate_keras(ctx, teacher, "teacher")
+    with stage(ctx, "distill"):
+        student = distil_student(ctx, teacher)
+    with stage(ctx, "evaluate student"):
+        student_metrics = evaluate_keras(ctx, student, "float student")
+    with stage(ctx, "export"):
+        tflite_path = export_student(ctx, student)
+    with stage(ctx, "validate"):
+        report = validate_tflite(ctx, tflite_path)
+    ctx.timings["total"] = round(time.perf_counter() - t0, 1)
+    summary = {
+        "teacher": _row(teacher_metrics, teacher.count_params()),
+        "student_float": _row(student_metrics, student.count_params()),
+        "student_int8": {**_row(report["accuracy"], student.count_params()),
+                         "size_kib": round(report["size_bytes"] / 1024, 1),
+                         "latency_ms": {str(t["threads"]): round(t["median_ms"], 2) for t in report["latency"]},
+                         "joints_within_1_cell": report["parity"]["joints_within_1_cell"]},
+        "stage_seconds": ctx.timings,
+    }
+    write_json(ctx.out / "summary.json", summary)
+    table = summary_markdown(summary)
+    write_text(ctx.out / "summary.md", table)
+    print("\n" + table)
+    return summary
+
+
+def _row(metrics: dict, params: int) -> dict:
+    return {"AP": round(metrics["AP"], 4), "AP_ci95": [round(v, 4) for v in metrics["AP_ci95"]],
+            "PCK@0.2": round(metrics["PCK@0.2"], 4), "params_M": round(params / 1e6, 3)}
+
+
+def summary_markdown(s: dict) -> str:
+    lines = ["| model | params (M) | OKS AP | AP 95 % CI | PCK@0.2 | size | 1-thread ms |", "|---|---|---|---|---|---|---|"]
+    for name, key in (("teacher (Keras)", "teacher"), ("student (Keras float)", "student_float"),
+                      ("student (int8 TFLite)", "student_int8")):
+        r = s[key]
+        size = f"{r['size_kib']:.0f} KiB" if "size_kib" in r else ""
+        ms = f"{r['latency_ms'].get('1', float('nan')):.2f}" if "latency_ms" in r else ""
+        lines.append(f"| {name} | {r['params_M']:.2f} | {r['AP']:.3f} | {r['AP_ci95'][0]:.3f}-{r['AP_ci95'][1]:.3f} "
+                     f"| {r['PCK@0.2']:.3f} | {size} | {ms} |")
+    lines += ["", "Stage times (s): " + ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def load_summary(out: str | Path) -> dict:
+    return json.loads((Path(out) / "summary.json").read_text())

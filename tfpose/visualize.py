@@ -1,0 +1,37 @@
+"""Skeleton overlays (numpy + OpenCV only)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from tfpose.skeleton import Skeleton
+
+LEFT, RIGHT, CENTRE = (255, 128, 0), (0, 160, 255), (0, 220, 0)
+
+
+def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray | None, skeleton: Skeleton,
+                  threshold: float = 0.2, scale: int = 1) -> np.ndarray:
+    """A copy of ``image`` (H, W, 3) RGB with joints (K, 2) and limbs drawn; joints under ``threshold`` skipped."""
+    out = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale != 1 else image.copy()
+    kp = keypoints * scale
+    ok = np.ones(len(kp), bool) if scores is None else scores >= threshold
+    colour = [LEFT if n.startswith("left") else RIGHT if n.startswith("right") else CENTRE for n in skeleton.keypoints]
+    for a, b in skeleton.edges:
+        if ok[a] and ok[b]:
+            cv2.line(out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), colour[b], max(1, scale),
+                     cv2.LINE_AA)
+    for j in np.flatnonzero(ok):
+        cv2.circle(out, tuple(int(v) for v in kp[j]), 2 * max(1, scale), colour[j], -1, cv2.LINE_AA)
+    return out
+
+
+def contact_sheet(tiles: list[np.ndarray], columns: int = 4) -> np.ndarray:
+    """Tiles of one size in a grid, padded with black."""
+    h, w = tiles[0].shape[:2]
+    rows = -(-len(tiles) // columns)
+    sheet = np.zeros((rows * h, columns * w, 3), np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, columns)
+        sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = t
+    return sheet
