@@ -4,7 +4,7 @@ import pytest
 from tfpose.codec import HeatmapCodec
 
 
-@pytest.mark.parametrize("refine, tolerance", [("dark", 0.05), ("quarter", 2.1), ("none", 2.9)])
+@pytest.mark.parametrize("refine, tolerance", [("dark", 0.25), ("quarter", 2.1), ("none", 2.9)])
 def test_encode_decode_round_trip(refine, tolerance):
     codec = HeatmapCodec((192, 256), 4, 2.0, refine)
     rng = np.random.default_rng(0)

@@ -20,7 +20,7 @@ def test_overrides_are_typed_and_nested():
 
 @pytest.mark.parametrize("override, field, suggestion", [
     ("distil.alpha=1", "distil", "distill"),
-    ("distill.alpa=0.3", "distill.alpha", "distill.alpha"),
+    ("distill.alpa=0.3", "distill.alpa", "distill.alpha"),
     ("data.augment.rotaton=10", "data.augment.rotaton", "data.augment.rotation"),
 ])
 def test_unknown_key_names_it_and_suggests_the_nearest(override, field, suggestion):

@@ -62,3 +62,67 @@ def test_without_teacher_it_trains_every_stack_on_ground_truth():
     history = distiller.fit(_batch(), epochs=3, verbose=0)
     assert history.history["kd_loss"] == [0.0, 0.0, 0.0]
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize("method", ["dskd", "okdhp"])
+def test_every_method_trains_the_student_and_leaves_the_teacher_bit_identical(method):
+    keras.utils.set_random_seed(0)
+    teacher = build_model("hourglass", 17, TINY_INPUT, stacks=1, channels=32, depth=2)
+    student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    before_teacher = [w.copy() for w in teacher.get_weights()]
+    before_student = [w.copy() for w in student.get_weights()]
+    distiller = Distiller(student, teacher, alpha=0.5, method=method, total_steps=6)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = distiller.fit(_batch(), epochs=2, verbose=0)
+    for a, b in zip(before_teacher, teacher.get_weights()):
+        assert a.tobytes() == b.tobytes()
+    assert any(not np.array_equal(a, b) for a, b in zip(before_student, student.get_weights()))
+    assert np.isfinite(history.history["loss"][-1]) and history.history["kd_loss"][-1] > 0
+    assert int(distiller.step.numpy()) == 6
+
+
+def test_okdhp_branch_zero_is_the_exported_student_and_the_branches_share_the_encoder():
+    from tfpose.distill.okdhp import build_branches, default_branch_point
+
+    keras.utils.set_random_seed(0)
+    student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    assert default_branch_point(student) == "duc2_relu"
+    branches = build_branches(student, 3)
+    x = np.random.default_rng(1).uniform(0, 255, (2, *TINY_INPUT[::-1], 3)).astype(np.float32)
+    outs = branches(x)
+    assert len(outs) == 3
+    np.testing.assert_allclose(outs[0], student(x), atol=1e-6)
+    shared = {id(v) for v in student.trainable_variables}
+    extra = [v for v in branches.trainable_variables if id(v) not in shared]
+    head = sum(int(np.prod(v.shape)) for v in student.trainable_variables
+               if v.name.startswith(("duc3", "heatmaps")))
+    assert sum(int(np.prod(v.shape)) for v in extra) == 2 * head   # two cloned heads, nothing else
+
+
+def test_dskd_densely_guides_shallower_stacks_by_deeper_ones_without_a_teacher():
+    keras.utils.set_random_seed(0)
+    model = build_model("hourglass", 17, TINY_INPUT, stacks=2, channels=32, depth=2, intermediate=True)
+    distiller = Distiller(model, method="dskd")
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = distiller.fit(_batch(), epochs=1, verbose=0)
+    assert history.history["kd_loss"][0] > 0      # the deeper stack guided the first one
+
+
+def test_linear_kd_schedule_decays_alpha_over_the_steps():
+    teacher = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    distiller = Distiller(student, teacher, alpha=0.8, kd_schedule="linear", kd_end=0.25, total_steps=4)
+    assert float(distiller._alpha()) == pytest.approx(0.8)
+    distiller.step.assign(2)
+    assert float(distiller._alpha()) == pytest.approx(0.8 * (1 - 0.75 * 0.5))
+    distiller.step.assign(4)
+    assert float(distiller._alpha()) == pytest.approx(0.2)
+
+
+def test_precomputed_teacher_heatmaps_in_the_targets_are_used_as_they_are():
+    student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    distiller = Distiller(student, teacher=lambda *a, **k: 1 / 0, alpha=1.0)
+    images = np.zeros((1, *TINY_INPUT[::-1], 3), np.float32)
+    maps = np.full((1, 16, 16, 17), 0.25, np.float32)
+    got = distiller.teacher_maps(images, {"teacher_heatmaps": maps})
+    np.testing.assert_array_equal(got, maps)

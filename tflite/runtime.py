@@ -1,6 +1,8 @@
 """One interpreter shim over ai-edge-litert (preferred: its XNNPACK runs int8) and tflite-runtime 2.14.
 
-Shape legend: N crops, H x W input pixels, h x w heatmap cells, K joints.
+Raw uint8 pixels go in and float32 comes out whatever the model's I/O types (float32, int8, uint8, int32): the
+shim quantizes the input and dequantizes the output with the tensors' own scale and zero point.
+Shape legend: N crops, H x W input pixels.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from tfpose.errors import InputError
 RUNTIMES = ("ai_edge_litert", "tflite_runtime")
 
 
-def _import_runtime(preferred: str | None = None):
+def import_runtime(preferred: str | None = None):
+    """(name, version, interpreter module) of ``preferred`` or of the first installed of ``RUNTIMES``."""
+    if preferred is not None and preferred not in RUNTIMES:
+        raise InputError(f"unknown TFLite runtime '{preferred}'; choose one of {', '.join(RUNTIMES)}")
     errors = []
     for name in ([preferred] if preferred else RUNTIMES):
         try:
@@ -42,13 +47,13 @@ class TensorInfo:
 
 
 class TFLiteModel:
-    """A .tflite heatmap model: raw uint8 crops in, float heatmaps out, whatever its I/O types."""
+    """A single-input image .tflite: raw uint8 crops (N, H, W, 3) in, its first output as float32 out."""
 
     def __init__(self, path: str | Path, num_threads: int = 1, xnnpack: bool = True, runtime: str | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError("model file not found", path=self.path)
-        self.runtime, self.runtime_version, module = _import_runtime(runtime)
+        self.runtime, self.runtime_version, module = import_runtime(runtime)
         kwargs = {"model_path": str(self.path), "num_threads": num_threads}
         if not xnnpack:
             kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -65,8 +70,9 @@ class TFLiteModel:
         self._in, self._out = inputs[0], outputs[0]
         self.input = _info(self._in)
         self.output = _info(self._out)
-        if len(self.input.shape) != 4 or self.input.shape[-1] != 3:
-            raise InputError(f"input shape {self.input.shape} is not [1, H, W, 3]", path=self.path)
+        if len(self.input.shape) != 4 or self.input.shape[0] != 1 or self.input.shape[-1] != 3:
+            raise InputError(f"input shape {list(self.input.shape)} is not an image batch of one, [1, H, W, 3]",
+                             path=self.path)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -74,8 +80,28 @@ class TFLiteModel:
         return int(self.input.shape[2]), int(self.input.shape[1])
 
     @property
+    def runtime_label(self) -> str:
+        return f"{self.runtime} {self.runtime_version}"
+
+    @property
+    def delegate_partitions(self) -> int | None:
+        """How many graph partitions a delegate took (0: none applied); None when the runtime cannot tell."""
+        try:
+            ops = self.interpreter._get_ops_details()  # noqa: SLF001 - the public API does not list nodes
+        except AttributeError:
+            return None
+        return sum(op["op_name"] == "DELEGATE" for op in ops)
+
+    @property
     def delegate(self) -> str:
-        return "XNNPACK" if self.xnnpack else "builtin kernels"
+        """What actually ran the graph: tflite-runtime 2.14, for one, builds XNNPACK but leaves int8 graphs to
+        the builtin kernels, so the partitions are counted rather than assumed."""
+        if not self.xnnpack:
+            return "builtin kernels (XNNPACK off)"
+        parts = self.delegate_partitions
+        if parts is None:
+            return "XNNPACK requested"
+        return f"XNNPACK ({parts} partition{'s' * (parts != 1)})" if parts else "builtin kernels (XNNPACK not applied)"
 
     def run(self, crop: np.ndarray) -> np.ndarray:
         """One crop (H, W, 3) uint8 -> the raw output tensor, dequantized to float32."""

@@ -1,59 +1,52 @@
-"""The on-device validator: accuracy, parity with the Keras model, latency and size of a tfpose .tflite.
+"""The on-device validator: accuracy, parity, speed, memory and size of a tfpose .tflite, beside peer models.
 
-Runs with numpy, OpenCV and ai-edge-litert or tflite-runtime only - no TensorFlow - so the numbers are
-the ones a phone or a Raspberry Pi produces. Everything about the model (input size, codec, skeleton,
-crop padding) comes from the metadata inside the file.
+Runs with numpy, OpenCV and ai-edge-litert or tflite-runtime only - no TensorFlow - so the numbers are the ones
+a phone or a Raspberry Pi produces. A tfpose model brings everything it needs (input size, codec, skeleton, crop
+padding) in its metadata; peers (MoveNet) go through small adapters (tflite.adapters), on the same persons.
 
-    tfpose-validate student.tflite --annotations val.json --images val/ --out report/
+    tfpose-validate student.tflite movenet-lightning_fp32.tflite --annotations val.json --images val/ --out report/
+
+Install on a Raspberry Pi (Raspberry Pi OS, Python 3.11) or any aarch64/x86_64 Linux, from a checkout of this
+project: ``pip install ".[device]"`` (ai-edge-litert; on 32-bit Pi OS the same line picks tflite-runtime 2.14 and
+numpy < 2). Termux on Android: PyPI's manylinux wheels do not install against Android's C library, so take numpy,
+OpenCV and a TFLite runtime from Termux packages first, then ``pip install --no-deps .`` (not tried here).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import resource
 import sys
-import time
+import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from tflite import metadata as tfl_metadata
+from tflite.adapters import HeatmapAdapter, PoseAdapter, load_adapter
+from tflite.benchmark import benchmark, peak_rss_mb
+from tflite.benchmark import to_markdown as latency_markdown
 from tflite.runtime import TFLiteModel
 from tfpose.artifacts import write_json, write_text
 from tfpose.codec import HeatmapCodec
-from tfpose.data.coco import load_coco
 from tfpose.errors import InputError, TfposeError
-from tfpose.evaluation import evaluate_predictor
-from tfpose.skeleton import get_skeleton
-from tfpose.visualize import contact_sheet, draw_skeleton
+from tfpose.evaluation import EvalSet, Predictions, load_eval_set
+from tfpose.skeleton import Skeleton
+from tfpose.visualize import contact_sheet, draw_skeleton, plot_accuracy_latency
 
 
-def measure_latency(model_path: Path, crop: np.ndarray, threads: int, xnnpack: bool = True, warmup: int = 5,
-                    runs: int = 50) -> dict:
-    """Median, p90 and p99 milliseconds of one inference (after ``warmup`` runs)."""
-    model = TFLiteModel(model_path, num_threads=threads, xnnpack=xnnpack)
-    for _ in range(warmup):
-        model.run(crop)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        model.run(crop)
-        times.append((time.perf_counter() - t) * 1e3)
-    times = np.array(times)
-    return {"threads": threads, "delegate": model.delegate, "runtime": f"{model.runtime} {model.runtime_version}",
-            "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-            "p99_ms": float(np.percentile(times, 99)), "runs": runs}
+def parity(model: TFLiteModel, reference_file: Path, codec: HeatmapCodec, skeleton: Skeleton | None = None) -> dict:
+    """Agreement with the Keras model's heatmaps saved at export on the same crops.
 
-
-def parity(model: TFLiteModel, reference_file: Path, codec: HeatmapCodec) -> dict:
-    """Agreement with the Keras model's heatmaps saved at export on the same crops."""
+    The reference .npz holds crops (M, H, W, 3) uint8, heatmaps (M, h, w, K) and weights (M, K) (labelled joints).
+    """
     if not reference_file.is_file():
         raise InputError("reference outputs not found", path=reference_file)
-    ref = np.load(reference_file)
+    try:
+        ref = np.load(reference_file)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise InputError(f"not a readable .npz ({e})", path=reference_file) from None
     for key in ("crops", "heatmaps", "weights"):
         if key not in ref:
             raise InputError("missing array", path=reference_file, field=key)
@@ -62,115 +55,288 @@ def parity(model: TFLiteModel, reference_file: Path, codec: HeatmapCodec) -> dic
         raise InputError(f"model output {ours.shape[1:]} does not match the reference {ref['heatmaps'].shape[1:]}",
                          path=reference_file, field="heatmaps")
     diff = np.abs(ours - ref["heatmaps"])
-    kp_ours, _ = codec.decode(ours)
-    kp_ref, _ = codec.decode(ref["heatmaps"])
-    cells = np.linalg.norm(kp_ours - kp_ref, axis=-1) / codec.stride
+    kp_ours, score_ours = codec.decode(ours)
+    kp_ref, score_ref = codec.decode(ref["heatmaps"])
+    cells = np.linalg.norm(kp_ours - kp_ref, axis=-1) / codec.stride      # (M, K) joint shift in heatmap cells
     visible = ref["weights"] > 0
+    within = np.where(visible, cells <= 1.0, False)
+    per_joint = np.where(visible.sum(0) > 0, within.sum(0) / np.maximum(visible.sum(0), 1), np.nan)
+    names = skeleton.keypoints if skeleton else [str(j) for j in range(len(per_joint))]
     return {"crops": int(len(ours)), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-            "joints_within_1_cell": float((cells[visible] <= 1.0).mean()) if visible.any() else float("nan"),
-            "mean_joint_shift_cells": float(cells[visible].mean()) if visible.any() else float("nan")}
+            "max_score_diff": float(np.abs(score_ours - score_ref).max()),
+            "joints_within_1_cell": float(within.sum() / visible.sum()) if visible.any() else float("nan"),
+            "mean_joint_shift_cells": float(cells[visible].mean()) if visible.any() else float("nan"),
+            "joints_within_1_cell_per_joint": {n: None if np.isnan(v) else float(v) for n, v in zip(names, per_joint)}}
+
+
+def evaluate_model(adapter: PoseAdapter, eval_set: EvalSet | None, threads, xnnpack, warmup: int, runs: int,
+                   isolate: bool = True) -> tuple[dict, Predictions | None]:
+    """One model's report entry (size, I/O, accuracy on ``eval_set``, latency per setting) and its predictions."""
+    model = adapter.model
+    entry = {"model": adapter.name, "path": str(adapter.path), "family": adapter.family,
+             "size_bytes": adapter.path.stat().st_size, "runtime": model.runtime_label,
+             "input": {"dtype": model.input.dtype.name, "shape": list(model.input.shape)},
+             "output": {"dtype": model.output.dtype.name, "shape": list(model.output.shape)},
+             "skeleton": adapter.skeleton.name, "padding": adapter.padding}
+    preds = None
+    if eval_set is not None:
+        accuracy, preds = eval_set.evaluate(adapter.predict, adapter.skeleton, adapter.input_size, adapter.padding)
+        entry["accuracy"] = {**accuracy, "threads": model.num_threads, "delegate": model.delegate}
+    crop = preds.crops[0] if preds is not None else None
+    entry["latency"] = benchmark(adapter.path, crop, threads, xnnpack, warmup, runs, model.runtime, isolate) \
+        if runs > 0 else []
+    return entry, preds
 
 
 def validate(model_path: str | Path, annotations: str | Path | None = None, images: str | Path | None = None,
              out_dir: str | Path | None = None, reference: str | Path | None = None, threads=(1, 2),
-             warmup: int = 5, runs: int = 50, overlays: int = 4, xnnpack: bool = True) -> dict:
-    """Run every check that has its inputs; returns the report and writes report.json/.md (and overlays)."""
-    model_path = Path(model_path)
-    meta = tfl_metadata.read(model_path)
-    try:
-        codec = HeatmapCodec.from_dict(meta["codec"])
-        skeleton = get_skeleton(meta["skeleton"])
-        padding = float(meta.get("padding", 1.25))
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"metadata is incomplete ({e})", path=model_path, field="codec/skeleton") from None
-    model = TFLiteModel(model_path, num_threads=max(threads), xnnpack=xnnpack)
-    if model.input_size != codec.input_size:
-        raise InputError(f"model input {model.input_size} differs from the metadata's {codec.input_size}",
-                         path=model_path, field="codec.input_size")
-    report: dict = {
-        "model": model_path.name, "size_bytes": model_path.stat().st_size, "metadata": meta,
-        "runtime": f"{model.runtime} {model.runtime_version}", "machine": platform.machine(),
-        "input": {"dtype": model.input.dtype.name, "shape": list(model.input.shape)},
-        "output": {"dtype": model.output.dtype.name, "shape": list(model.output.shape)},
-    }
-    preds = None
+             warmup: int = 5, runs: int = 50, overlays: int = 4, xnnpack=True, *, peers=(),
+             detections: str | Path | None = None, det_min_score: float = 0.0, oks_nms: float | None = None,
+             split: str = "all", val_fraction: float = 0.3, split_seed: int = 0, min_keypoints: int = 1,
+             runtime: str | None = None, peer_padding: float | None = None, isolate: bool = True) -> dict:
+    """Run every check that has its inputs on ``model_path`` and each of ``peers``; return the report and, with
+    ``out_dir``, write report.json, report.md, the overlays, the scored results and the accuracy-vs-latency plot.
+
+    xnnpack: True, False, or a sequence of both for latency with XNNPACK on and off (accuracy runs with the first).
+    runs: timed runs per latency setting; 0 skips latency.
+    """
+    threads = tuple(threads)
+    xnnpack = (bool(xnnpack),) if isinstance(xnnpack, (bool, int)) else tuple(xnnpack)
+    adapters = [load_adapter(p, max(threads), xnnpack[0], runtime, peer_padding) for p in [model_path, *peers]]
+    eval_set = None
     if annotations is not None:
         if images is None:
             raise InputError("--images is required with --annotations")
-        dataset = load_coco(annotations, images, skeleton.num_keypoints)
-        accuracy, preds = evaluate_predictor(model, dataset, codec, skeleton, padding)
-        report["accuracy"] = accuracy
-    reference = Path(reference) if reference else model_path.with_suffix(".reference.npz")
-    if reference.is_file():
-        report["parity"] = parity(model, reference, codec)
-    crop = np.zeros((codec.input_size[1], codec.input_size[0], 3), np.uint8) if preds is None else preds.crops[0]
-    report["latency"] = [measure_latency(model_path, crop, t, xnnpack, warmup, runs) for t in threads]
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        eval_set = load_eval_set(annotations, images, detections, split, val_fraction, split_seed, min_keypoints,
+                                 det_min_score, oks_nms)
+    elif detections is not None:
+        raise InputError("--detections needs --annotations (the ground truth to score against)")
+
+    primary = adapters[0]
+    parity_report = None
+    if isinstance(primary, HeatmapAdapter):
+        ref = Path(reference) if reference else primary.path.with_suffix(".reference.npz")
+        if reference or ref.is_file():
+            parity_report = parity(primary.model, ref, primary.codec, primary.skeleton)
+    elif reference:
+        raise InputError("parity needs a tfpose export (its reference outputs and codec)", path=primary.path)
+
+    machine = machine_info()
+    entries, all_preds = [], []
+    for adapter in adapters:
+        entry, preds = evaluate_model(adapter, eval_set, threads, xnnpack, warmup, runs, isolate)
+        if any(e["model"] == entry["model"] for e in entries):   # same file name in two folders
+            entry["model"] += f"-{len(entries) + 1}"
+        entries.append(entry)
+        all_preds.append(preds)
+    report = {**entries[0], "metadata": primary.meta, "machine": machine, "notes": []}
+    if eval_set is not None:
+        report["dataset"] = {**eval_set.describe(), "split": split,
+                             **({"val_fraction": val_fraction, "split_seed": split_seed} if split != "all" else {})}
+    if parity_report is not None:
+        report["parity"] = parity_report
+    report["peers"] = entries[1:]
+    report["comparison"] = [comparison_row(e, eval_set) for e in entries]
+    report["peak_rss_mb"] = peak_rss_mb()
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        write_json(out_dir / "report.json", report)
-        write_text(out_dir / "report.md", to_markdown(report))
-        if preds is not None and overlays:
-            write_overlays(preds, report["accuracy"]["per_person_oks"], skeleton, codec, out_dir, overlays)
+        write_outputs(Path(out_dir), report, adapters, all_preds, eval_set, overlays)
     return report
 
 
-def write_overlays(preds, per_person_oks, skeleton, codec, out_dir: Path, count: int) -> None:
-    """best.png / worst.png: skeletons drawn on the best and worst crops by OKS."""
-    from tfpose.data.transforms import apply_matrix, box_to_crop, crop_matrix
+def machine_info() -> dict:
+    """Where the numbers come from; the load average says whether others shared the CPU at the time."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith(("model name", "Model"))), cpu)
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"arch": platform.machine(), "system": platform.system(), "cpu": cpu, "cpus": os.cpu_count(),
+            "load_average_1min": load, "python": platform.python_version()}
 
-    order = np.argsort(per_person_oks)
-    for name, picks in (("worst", order[:count]), ("best", order[::-1][:count])):
+
+def comparison_row(entry: dict, eval_set: EvalSet | None) -> dict:
+    """One line of the side-by-side table: headline accuracy, size, latency per thread count, memory."""
+    row = {"model": entry["model"], "family": entry["family"], "input": entry["input"]["dtype"],
+           "size_mib": entry["size_bytes"] / 2**20}
+    if eval_set is not None:
+        a, metric = entry["accuracy"], eval_set.headline
+        row.update({metric: a[metric], "ci95": a[f"{metric}_ci95"]})
+        for extra in ("AP50", "PCK@0.2", "PCKh@0.1"):
+            if extra in a:
+                row[extra] = a[extra]
+    for lat in entry["latency"]:
+        key = "ms" if lat["xnnpack"] else "ms_no_xnnpack"
+        row.setdefault(key, {})[str(lat["threads"])] = lat["median_ms"]
+        if lat["xnnpack"] and lat["threads"] == 1:
+            row.update(model_rss_mb=lat.get("model_rss_mb"), runtime=lat["runtime"], delegate=lat["delegate"])
+    return row
+
+
+def comparison_markdown(rows: list[dict], metric: str | None) -> str:
+    threads = sorted({t for r in rows for t in r.get("ms", {})}, key=int)
+    off = sorted({t for r in rows for t in r.get("ms_no_xnnpack", {})}, key=int)
+    extras = [k for k in ("AP50", "PCK@0.2", "PCKh@0.1") if any(k in r for r in rows)]
+    head = ["model", "input", "size MiB"] + ([f"{metric} [95 % CI]"] if metric else []) + extras
+    memory = any(r.get("model_rss_mb") is not None for r in rows)
+    head += [f"{t}-thread ms" for t in threads] + [f"{t}-thread ms, no XNNPACK" for t in off]
+    head += ["model memory MB"] if memory else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], r["input"], f"{r['size_mib']:.2f}"]
+        if metric:
+            lo, hi = r["ci95"]
+            cells.append(f"{r[metric]:.3f} [{lo:.3f}, {hi:.3f}]")
+        cells += [f"{r[k]:.3f}" if k in r else "" for k in extras]
+        cells += [_ms(r.get("ms", {}).get(t)) for t in threads] + [_ms(r.get("ms_no_xnnpack", {}).get(t)) for t in off]
+        if memory:
+            cells.append("" if r.get("model_rss_mb") is None else f"{r['model_rss_mb']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    ran = "; ".join(f"{r['model']}: {r['runtime']}, {r['delegate']}" for r in rows if "delegate" in r)
+    return "\n".join(lines) + ("\n\n1-thread runs: " + ran if ran else "") + "\n"
+
+
+def _ms(v: float | None) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
+def write_outputs(out_dir: Path, report: dict, adapters: list[PoseAdapter], all_preds: list, eval_set: EvalSet | None,
+                  overlays: int) -> None:
+    """report.json/.md; per model the scored results and best/worst overlays; the accuracy-vs-latency plot."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if eval_set is not None:
+        for i, (adapter, preds, entry) in enumerate(zip(adapters, all_preds, [report, *report["peers"]])):
+            write_json(out_dir / f"{entry['model']}.results.json", eval_set.results(preds))
+            if overlays:
+                quality = np.array(entry["accuracy"][eval_set.per_person_key], np.float64)
+                prefix = "" if i == 0 else f"{entry['model']}_"
+                write_overlays(preds, quality, eval_set.per_person_key.split("_")[-1], adapter.skeleton, out_dir,
+                               overlays, prefix)
+        points = [{"label": r["model"], "latency_ms": r["ms"]["1"], "value": r[eval_set.headline], "ci95": r["ci95"]}
+                  for r in report["comparison"] if "1" in r.get("ms", {})]
+        if points and not plot_accuracy_latency(points, eval_set.headline, out_dir / "accuracy_vs_latency.png"):
+            report["notes"].append("matplotlib is not installed: accuracy_vs_latency.png was skipped")
+    write_json(out_dir / "report.json", report)
+    write_text(out_dir / "report.md", to_markdown(report))
+
+
+def write_overlays(preds: Predictions, quality: np.ndarray, label: str, skeleton: Skeleton, out_dir: Path, count: int,
+                   prefix: str = "") -> None:
+    """{prefix}best.png / {prefix}worst.png: skeletons on the crops ranked by ``quality`` (N,), NaN last."""
+    order = np.argsort(np.where(np.isnan(quality), np.inf, quality))
+    valid = order[: int(np.isfinite(quality).sum())]
+    keypoints = preds.in_crops()
+    scale = max(1, round(192 / preds.crops.shape[1]))   # small crops are upscaled to stay readable
+    for name, picks in (("worst", valid[:count]), ("best", valid[::-1][:count])):
+        if not len(picks):
+            continue
         tiles = []
         for i in picks:
-            m = crop_matrix(box_to_crop(preds.persons[i].box, codec.input_size, 1.25), codec.input_size)
-            kp = apply_matrix(preds.keypoints[i], m)
-            tile = draw_skeleton(preds.crops[i], kp, preds.scores[i], skeleton, scale=2)
-            cv2.putText(tile, f"OKS {per_person_oks[i]:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+            tile = draw_skeleton(preds.crops[i], keypoints[i], preds.scores[i], skeleton, scale=scale)
+            cv2.putText(tile, f"{label} {quality[i]:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                        cv2.LINE_AA)
             tiles.append(tile)
         sheet = contact_sheet(tiles, columns=min(4, len(tiles)))
         ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-        (out_dir / f"{name}.png").write_bytes(buf.tobytes())
+        (out_dir / f"{prefix}{name}.png").write_bytes(buf.tobytes())
 
 
 def to_markdown(report: dict) -> str:
+    m = report["machine"]
+    load = "" if m["load_average_1min"] is None else f", load average {m['load_average_1min']:.1f}"
     lines = [f"# Validation of `{report['model']}`", "",
-             f"- runtime: {report['runtime']} on {report['machine']}",
+             f"- runtime: {report['runtime']} on {m['cpu']} ({m['arch']}, {m['cpus']} CPUs{load}), "
+             f"Python {m['python']}",
              f"- size: {report['size_bytes'] / 1024:.1f} KiB; input {report['input']['dtype']} "
-             f"{report['input']['shape']}, output {report['output']['dtype']}", ""]
+             f"{report['input']['shape']}, output {report['output']['dtype']} {report['output']['shape']}"]
+    if "dataset" in report:
+        d = report["dataset"]
+        split = "" if d["split"] == "all" else \
+            f", {d['split']} split ({d['val_fraction']} by image, seed {d['split_seed']})"
+        lines.append(f"- data: {d['annotations']} ({d['kind']}, {d['boxes']} boxes, {d['crops']} crops{split})")
+    lines.append("")
     if "accuracy" in report:
-        a = report["accuracy"]
-        lo, hi = a["AP_ci95"]
-        lines += ["## Accuracy (ground-truth boxes)", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {a[k]:.3f} |" for k in ("AP", "AP50", "AP75", "AR", "PCK@0.2", "mean_OKS")]
-        lines += [f"| AP 95 % CI (bootstrap over images) | {lo:.3f} - {hi:.3f} |", f"| persons | {a['persons']} |", ""]
+        lines += _accuracy_markdown(report["accuracy"], report["dataset"]["kind"])
     if "parity" in report:
         p = report["parity"]
+        worst = min((v, n) for n, v in p["joints_within_1_cell_per_joint"].items() if v is not None)
         lines += ["## Parity with the Keras model", "",
-                  f"- joints within one heatmap cell: {100 * p['joints_within_1_cell']:.1f} % of {p['crops']} crops",
+                  f"- joints within one heatmap cell: {100 * p['joints_within_1_cell']:.1f} % of {p['crops']} crops "
+                  f"(worst joint: {worst[1]}, {100 * worst[0]:.0f} %); "
+                  f"mean shift {p['mean_joint_shift_cells']:.2f} cells",
                   f"- heatmap |diff|: max {p['max_abs_diff']:.4f}, mean {p['mean_abs_diff']:.4f}", ""]
-    lines += ["## Latency", "", "| threads | delegate | median ms | p90 ms | p99 ms |", "|---|---|---|---|---|"]
-    lines += [f"| {t['threads']} | {t['delegate']} | {t['median_ms']:.2f} | {t['p90_ms']:.2f} | {t['p99_ms']:.2f} |"
-              for t in report["latency"]]
+    if report["latency"]:
+        lines += ["## Latency (median of timed runs after warm-up; one crop per run)", "",
+                  latency_markdown(report["latency"])]
+    if report["peers"]:
+        metric = report["dataset"]["headline"] if "dataset" in report else None
+        lines += ["## Side by side", "", comparison_markdown(report["comparison"], metric)]
+    lines += [f"- {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"
 
 
+def _accuracy_markdown(a: dict, kind: str) -> list[str]:
+    if kind == "mpii":
+        lo, hi = a["PCKh@0.5_ci95"]
+        groups = ", ".join(f"{k} {v:.3f}" for k, v in a["PCKh_groups"].items() if v is not None)
+        return ["## Accuracy (MPII PCKh, ground-truth boxes)", "",
+                f"- PCKh@0.5 {a['PCKh@0.5']:.3f} (95 % CI {lo:.3f}-{hi:.3f}), PCKh@0.1 {a['PCKh@0.1']:.3f}, "
+                f"{a['persons']} persons; head size from the {' / '.join(a['head_size'])}",
+                f"- by part: {groups}", f"- joints scored: {', '.join(a['joints_scored'])}", ""]
+    lo, hi = a["AP_ci95"]
+    boxes = "detected boxes" if kind == "coco-detections" else "ground-truth boxes"
+    keys = [k for k in ("AP", "AP50", "AP75", "AR", "PCK@0.2", "mean_OKS") if k in a]
+    lines = [f"## Accuracy (COCO OKS, {boxes})", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {a[k]:.3f} |" for k in keys]
+    lines += [f"| AP 95 % CI (bootstrap over images) | {lo:.3f} - {hi:.3f} |", f"| persons | {a['persons']} |"]
+    if kind == "coco-detections":
+        nms = "off" if a["oks_nms"] is None else f"OKS > {a['oks_nms']}"
+        lines.append(f"| detections scored (OKS NMS {nms}) | {a['scored']} of {a['detections']} |")
+    return lines + [""]
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="tfpose-validate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="a .tflite exported by tfpose (metadata inside)")
-    parser.add_argument("--annotations", help="COCO person_keypoints JSON")
-    parser.add_argument("--images", help="folder of the images the annotations name")
-    parser.add_argument("--reference", help="reference outputs saved at export (default: MODEL.reference.npz)")
-    parser.add_argument("--out", help="folder for report.json, report.md and overlays")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--no-xnnpack", action="store_true", help="builtin kernels only")
-    args = parser.parse_args(argv)
+    parser = argparse.ArgumentParser(prog="tfpose-validate", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("model", help="the .tflite to validate (a tfpose export: its metadata says the rest)")
+    parser.add_argument("peers", nargs="*", help="other pose .tflite files to run on the same persons (e.g. MoveNet)")
+    data = parser.add_argument_group("accuracy")
+    data.add_argument("--annotations", help="COCO person_keypoints JSON, or an MPII JSON list (PCKh)")
+    data.add_argument("--images", help="folder of the images the annotations name")
+    data.add_argument("--detections", help="COCO detection results: score detected boxes instead of ground-truth ones")
+    data.add_argument("--det-min-score", type=float, default=0.0, help="drop detections below this box score")
+    data.add_argument("--oks-nms", type=float, metavar="THR", help="OKS NMS of detected poses (e.g. 0.9); default off")
+    data.add_argument("--split", choices=("all", "train", "val"), default="all",
+                      help="score one side of the by-image split tfpose trains with (COCO only)")
+    data.add_argument("--val-fraction", type=float, default=0.3)
+    data.add_argument("--split-seed", type=int, default=0)
+    data.add_argument("--min-keypoints", type=int, default=1, help="ground-truth persons with fewer labelled joints "
+                      "are not cropped (they still count in AP)")
+    data.add_argument("--peer-padding", type=float, help="box padding for peers without metadata (default 1.25)")
+    data.add_argument("--reference", help="reference outputs saved at export (default: MODEL.reference.npz)")
+    speed = parser.add_argument_group("speed")
+    speed.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    speed.add_argument("--xnnpack", choices=("on", "off"), nargs="+", default=["on"],
+                       help="latency with XNNPACK on and/or off, e.g. --xnnpack on off (accuracy runs with the first)")
+    speed.add_argument("--no-xnnpack", action="store_true", help="same as --xnnpack off")
+    speed.add_argument("--runs", type=int, default=50, help="timed runs per setting; 0 skips latency")
+    speed.add_argument("--warmup", type=int, default=5)
+    speed.add_argument("--runtime", choices=("ai_edge_litert", "tflite_runtime"),
+                       help="default: ai_edge_litert when installed")
+    speed.add_argument("--in-process", action="store_true",
+                       help="time in this process instead of one fresh process per setting (memory is then shared)")
+    parser.add_argument("--out", help="folder for report.json, report.md, results, overlays and the plot")
+    parser.add_argument("--overlays", type=int, default=4, help="crops per best/worst sheet; 0 for none")
+    args = parser.parse_intermixed_args(argv)
+    xnnpack = [False] if args.no_xnnpack else [x == "on" for x in args.xnnpack]
     try:
         report = validate(args.model, args.annotations, args.images, args.out, args.reference, tuple(args.threads),
-                          args.warmup, args.runs, xnnpack=not args.no_xnnpack)
+                          args.warmup, args.runs, args.overlays, xnnpack, peers=args.peers, detections=args.detections,
+                          det_min_score=args.det_min_score, oks_nms=args.oks_nms, split=args.split,
+                          val_fraction=args.val_fraction, split_seed=args.split_seed, min_keypoints=args.min_keypoints,
+                          runtime=args.runtime, peer_padding=args.peer_padding, isolate=not args.in_process)
     except (TfposeError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

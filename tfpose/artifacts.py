@@ -12,10 +12,13 @@ from typing import Iterator
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path; on success it replaces ``target``, on error it is removed."""
+    """Yield a temporary path; on success it replaces ``target``, on error it is removed.
+
+    The temporary name keeps the target's extension, for writers that insist on one (Keras' ``.keras``).
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
     try:
         yield tmp
         os.replace(tmp, target) if not tmp.is_dir() else _replace_dir(tmp, target)

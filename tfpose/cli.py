@@ -35,7 +35,8 @@ def cmd_train_teacher(args) -> None:
     p.load_data(ctx)
     with p.stage(ctx, "teacher"):
         teacher = p.train_teacher(ctx)
-    p.evaluate_keras(ctx, teacher, "teacher")
+    if teacher is not None:   # teacher.source none: nothing to train or score
+        p.evaluate_keras(ctx, teacher, "teacher")
 
 
 def cmd_distill(args) -> None:
@@ -69,13 +70,33 @@ def _default_asset_readme(path: Path) -> str:
 
 
 def cmd_models(args) -> None:
+    """Every registered model with its size at its paper's input size (or ``--input-size``), the paper's beside it."""
+    from tfpose.errors import InputError
+    from tfpose.flops import count_macs
     from tfpose.models import build_model, list_models
+    from tfpose.models.published import PUBLISHED
 
-    print(f"{'model':24s} {'role':8s} {'input WxH':10s} {'params (M)':>10s}  summary")
+    override = None
+    if args.input_size:
+        parts = args.input_size.lower().split("x")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise InputError(f"expected WxH, e.g. 192x256, got '{args.input_size}'", field="--input-size")
+        override = (int(parts[0]), int(parts[1]))
+    papers = {p.model: p for p in PUBLISHED if not p.config and not p.part}
+    print("GFLOPs = 2 x multiply-adds (Park et al.'s convention); GMACs = multiply-adds; batch 1, K = 17")
+    print(f"{'model':22s} {'role':8s} {'input WxH':>9s} {'params M':>9s} {'GMACs':>7s} {'GFLOPs':>7s}  "
+          f"{'paper (M / GFLOPs)':18s}  summary")
     for spec in list_models():
-        m = build_model(spec.name, 17, spec.input_size)
-        print(f"{spec.name:24s} {spec.role:8s} {spec.input_size[0]}x{spec.input_size[1]:<6d} "
-              f"{m.count_params() / 1e6:10.2f}  {spec.summary}")
+        size = override or spec.input_size
+        try:
+            model = build_model(spec.name, 17, size)
+        except ValueError as e:
+            print(f"{spec.name:22s} {spec.role:8s} {'':>9s} skipped: {e}")
+            continue
+        macs, paper = count_macs(model), papers.get(spec.name)
+        cited = f"{paper.params_m:.2f} / {paper.gflops:.2f}" if paper and tuple(size) == paper.input_size else ""
+        print(f"{spec.name:22s} {spec.role:8s} {f'{size[0]}x{size[1]}':>9s} {model.count_params() / 1e6:9.2f} "
+              f"{macs / 1e9:7.2f} {2 * macs / 1e9:7.2f}  {cited:18s}  {spec.summary}")
 
 
 def cmd_validate(args) -> int:
@@ -104,7 +125,8 @@ def main(argv=None) -> int:
     exp.add_argument("--model", required=True, help="student .keras file")
     exp.add_argument("--android-assets", help="also write this Android assets folder")
     exp.add_argument("--android-readme", help="README text for the assets folder")
-    models = sub.add_parser("models", help="list registered models")
+    models = sub.add_parser("models", help="list registered models with parameters and FLOPs")
+    models.add_argument("--input-size", metavar="WxH", help="one input size for every model (default: each paper's)")
     models.set_defaults(fn=cmd_models)
     val = sub.add_parser("validate", help="on-device validator (same as tfpose-validate)", add_help=False)
     val.add_argument("rest", nargs=argparse.REMAINDER)

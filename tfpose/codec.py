@@ -133,9 +133,15 @@ def _refine_dark(heatmaps: np.ndarray, cells: np.ndarray, sigma: float) -> np.nd
             peak = hm[y, x]
             if peak <= 0:
                 continue
-            smooth = cv2.GaussianBlur(np.ascontiguousarray(hm), (ksize, ksize), 0)
-            # rescale so the smoothed peak keeps the original height, as in the paper
-            smooth = np.log(np.maximum(smooth * (peak / max(float(smooth.max()), 1e-10)), 1e-10))
+            if min(x, y, w - 1 - x, h - 1 - y) >= ksize // 2:
+                smooth = cv2.GaussianBlur(np.ascontiguousarray(hm), (ksize, ksize), 0)
+                # rescale so the smoothed peak keeps the original height, as in the paper
+                smooth = smooth * (peak / max(float(smooth.max()), 1e-10))
+            else:
+                # Any blur border (zero, mirror) drags a peak this close to the edge in or out by up to a
+                # cell; the raw map's log is still a quadratic around an undisturbed peak.
+                smooth = hm
+            smooth = np.log(np.maximum(smooth, 1e-10))
             p = smooth[y - 1 : y + 2, x - 1 : x + 2].astype(np.float64)
             dx = 0.5 * (p[1, 2] - p[1, 0])
             dy = 0.5 * (p[2, 1] - p[0, 1])

@@ -48,7 +48,6 @@ class DataConfig:
     split_seed: int = 0
     min_keypoints: int = 1                     # annotations with fewer labelled joints are skipped in training
     padding: float = 1.25                      # box enlargement before cropping
-    batch_size: int = 32
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
@@ -75,19 +74,53 @@ class TrainConfig:
     schedule: Literal["constant", "cosine", "step"] = "cosine"
     steps_per_epoch: int = 0                    # 0: one pass over the training set
     checkpoint_every_epochs: int = 1
+    eval_every_epochs: int = 0                  # > 0: OKS AP on the val split every N epochs (logged as val_AP)
+    early_stopping_patience: int = 0            # > 0 (needs eval_every_epochs): stop after N evaluations without a new best val_AP
+    strategy: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"   # tf.distribute strategy
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"    # last heatmap conv stays float32
 
 
 @dataclass
 class TeacherConfig:
-    source: Literal["train", "keras"] = "train"  # train one here, or load a saved Keras model from `path`
+    source: Literal["train", "keras", "savedmodel", "none"] = "train"  # train one, load a Keras model or a TF SavedModel from `path`; none: no teacher
     path: str = ""
+    signature: str = "serving_default"          # savedmodel: the signature to call ...
+    input_key: str = "images"                   # ... its float32 [B, S, S, 3] 0..255 input ...
+    output_key: str = "heatmaps"                # ... and its [B, S/stride, S/stride, K] heatmap output
+    input_size: tuple[int, int] = (256, 256)    # savedmodel: its square (W, H) input
+    stride: int = 4                             # savedmodel: input pixels per heatmap cell
+    sigma: float = 1.05                         # savedmodel: its peak sigma in its own heatmap cells (MoveNet: ~1.05)
     model: ModelConfig = field(default_factory=lambda: ModelConfig("hourglass", {"stacks": 2, "channels": 128}))
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass
+class DskdConfig:
+    threshold: float = 0.1                       # teacher heatmap values under this become 0 before they guide
+    ce_weight: float = 0.001                     # weight of the spatial softmax cross-entropy beside the MSE
+    temperature: float = 0.1                     # heatmap / T are the softmax logits of the cross-entropy
+    assistants: tuple[str, ...] = ()             # saved Keras teacher assistants (same input as the student), strongest first
+
+
+@dataclass
+class OkdhpConfig:
+    branches: int = 3                            # student branches; branch 0 is the student that is exported
+    branch_from: str = ""                        # layer the branches split after; "": the last one below heatmap size
+    ensemble_weight: float = 6.0                 # x MSE(ensemble, ground truth)
+    kl_weight: float = 5.0                       # x ramp(t) x sum_b KL(ensemble || branch_b)
+    temperature: float = 1.0
+    rampup_epochs: int = 0                       # T of exp(-5 (1 - t/T)^2); 0: the whole training
+
+
+@dataclass
 class DistillConfig:
     alpha: float = 0.5                           # weight of the teacher term; 1 - alpha weighs ground truth
+    method: Literal["fpd", "dskd", "okdhp"] = "fpd"   # fpd: alpha-mixed MSE (FPD / Park et al.)
+    kd_schedule: Literal["constant", "linear"] = "constant"   # alpha over training: constant, or linear to kd_end x alpha
+    kd_end: float = 0.0
+    unlabelled: bool = False                     # with a teacher: also train on person boxes without keypoints (GT weight 0)
+    dskd: DskdConfig = field(default_factory=DskdConfig)
+    okdhp: OkdhpConfig = field(default_factory=OkdhpConfig)
     student: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

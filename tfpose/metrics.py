@@ -204,3 +204,55 @@ def bootstrap_ci(per_item: np.ndarray, statistic=np.mean, samples: int = 1000, s
     stats = [statistic(per_item[rng.integers(0, len(per_item), len(per_item))]) for _ in range(samples)]
     lo, hi = np.percentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
+
+
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas, threshold: float = 0.9) -> np.ndarray:
+    """Greedy non-maximum suppression by OKS between poses of one image, as mmpose's ``oks_nms``.
+
+    keypoints: (N, K, 2) pixels; scores: (N,); areas: (N,) box areas in pixels^2. A pose is dropped when its OKS
+    with a higher-scoring kept pose exceeds ``threshold`` (the pair's mean area is the scale). Returns kept indices.
+    """
+    variances = (np.asarray(sigmas, np.float64) * 2) ** 2
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(int(i))
+        d2 = ((keypoints[rest] - keypoints[i]) ** 2).sum(-1)                       # (R, K)
+        scale = (areas[rest] + areas[i])[:, None] / 2 + np.spacing(1)
+        oks = np.exp(-d2 / variances / scale / 2).mean(-1)
+        order = rest[oks <= threshold]
+    return np.array(keep, np.int64)
+
+
+# MPII's 16 joints in their standard order (tfpose.skeleton.MPII16); pelvis and thorax are not scored.
+MPII_UNSCORED = (6, 7)
+MPII_GROUPS = {"head": (9,), "shoulder": (12, 13), "elbow": (11, 14), "wrist": (10, 15), "hip": (2, 3),
+               "knee": (1, 4), "ankle": (0, 5)}
+
+
+def mpii_pckh(pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, head_sizes: np.ndarray,
+              threshold: float = 0.5) -> dict:
+    """PCKh as the MPII evaluation script (and mmpose's MpiiPCKAccuracy) computes it.
+
+    pred, truth: (N, 16, 2) pixels in MPII joint order; visible: (N, 16) bool, joints to score; head_sizes: (N,)
+    pixels. A joint is correct when its error is <= ``threshold`` x head size; the total pools every scored joint
+    except pelvis and thorax (each joint weighted by its count). Returns fractions in [0, 1]: ``PCKh`` at
+    ``threshold``, ``PCKh@0.1``, ``per_joint`` (16,) and ``groups`` (left/right averaged), NaN where nothing is
+    scored, and ``hits``/``counts`` (N,) per person for the pooled total.
+    """
+    err = np.linalg.norm(pred - truth, axis=-1) / np.maximum(head_sizes[:, None], 1e-6)
+    scored = visible.copy()
+    scored[:, list(MPII_UNSCORED)] = False
+    hits, counts = ((err <= threshold) & scored).sum(1), scored.sum(1)
+
+    def pooled(thr: float) -> float:
+        n = scored.sum()
+        return float(((err <= thr) & scored).sum() / n) if n else float("nan")
+
+    joint_counts = visible.sum(0)
+    per_joint = np.where(joint_counts > 0, ((err <= threshold) & visible).sum(0) / np.maximum(joint_counts, 1), np.nan)
+    groups = {name: float(np.nanmean(per_joint[list(idx)])) if np.isfinite(per_joint[list(idx)]).any() else float("nan")
+              for name, idx in MPII_GROUPS.items()}
+    return {"PCKh": pooled(threshold), "PCKh@0.1": pooled(0.1), "per_joint": per_joint, "groups": groups,
+            "hits": hits, "counts": counts}

@@ -88,19 +88,52 @@ def load_data(ctx: Context) -> None:
         raise InputError("no annotation with labelled keypoints (empty dataset)", path=ctx.train.annotation_file)
 
 
-def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_name: str):
+def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_name: str, distill_cfg=None):
+    """Fit ``student`` (a builder ``() -> keras.Model`` or a model) with the Distiller; returns the student.
+
+    ``distill_cfg`` (a DistillConfig) picks the method, its options, the KD schedule and unlabelled crops; a
+    SavedModel teacher gets the square teacher view of each crop from the input pipeline."""
     from tfpose.data.pipeline import build_dataset
+    from tfpose.data.samples import CropSampler
     from tfpose.distill.distiller import Distiller
-    from tfpose.train import fit
+    from tfpose.distill.teachers import SavedModelTeacher, TeacherViewSampler, build_teacher_view_dataset
+    from tfpose.train import fit, float32_head, make_strategy, precision
 
     train_sampler = ctx.sampler(ctx.train, augment=True)
     val_sampler = ctx.sampler(ctx.val, augment=False)
+    if teacher is not None and distill_cfg is not None and distill_cfg.unlabelled:
+        extra = ctx.train.unlabelled()   # no keypoints: every GT weight is 0, the teacher alone teaches
+        train_sampler = CropSampler(train_sampler.persons + extra, ctx.codec, ctx.skeleton.flip_index,
+                                    ctx.cfg.data.padding, ctx.cfg.data.augment, ctx.images)
+        print(f"    + {len(extra)} unlabelled person boxes (teacher targets only)")
     batch = train_cfg.batch_size
-    train_ds = build_dataset(train_sampler, batch, training=True, seed=ctx.cfg.seed)
-    val_ds = build_dataset(val_sampler, batch, training=False)
+    if isinstance(teacher, SavedModelTeacher):
+        train_ds = build_teacher_view_dataset(TeacherViewSampler(train_sampler, teacher.input_size), batch,
+                                              training=True, seed=ctx.cfg.seed)
+        val_ds = build_teacher_view_dataset(TeacherViewSampler(val_sampler, teacher.input_size), batch,
+                                            training=False)
+    else:
+        train_ds = build_dataset(train_sampler, batch, training=True, seed=ctx.cfg.seed)
+        val_ds = build_dataset(val_sampler, batch, training=False)
     steps = train_cfg.steps_per_epoch or max(1, len(train_sampler) // batch)
-    distiller = Distiller(student, teacher, alpha)
-    fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps)
+    strategy = make_strategy(train_cfg.strategy)
+    with strategy.scope():
+        if callable(student) and not hasattr(student, "layers"):
+            if train_cfg.precision != "float32":
+                with precision(train_cfg.precision):
+                    student = float32_head(student())
+            else:
+                student = student()
+        kwargs = {}
+        if distill_cfg is not None:
+            kwargs = dict(method=distill_cfg.method, dskd=distill_cfg.dskd, okdhp=distill_cfg.okdhp,
+                          kd_schedule=distill_cfg.kd_schedule, kd_end=distill_cfg.kd_end,
+                          total_steps=steps * train_cfg.epochs,
+                          assistants=[load_keras(Path(a)) for a in distill_cfg.dskd.assistants]
+                          if distill_cfg.method == "dskd" else [])
+        distiller = Distiller(student, teacher, alpha, **kwargs)
+    fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps,
+        evaluate_ap=lambda model: evaluate_keras(ctx, model, f"{run_name} val")["AP"])
     return distiller.student
 
 
@@ -113,13 +146,24 @@ def train_teacher(ctx: Context):
     path = ctx.out / "teacher.keras"
     if t.source == "keras":
         return load_keras(Path(t.path))
+    if t.source == "none":
+        return None
+    if t.source == "savedmodel":
+        from tfpose.distill.teachers import SavedModelTeacher
+
+        return SavedModelTeacher(Path(t.path), ctx.codec, t.signature, t.input_key, t.output_key,
+                                 tuple(t.input_size), t.stride, t.sigma)
     if path.is_file():
         print(f"    reusing {path}")
         return load_keras(path)
     keras.utils.set_random_seed(ctx.cfg.seed)
-    model = build_model(t.model.name, ctx.skeleton.num_keypoints, ctx.codec.input_size, intermediate=True,
-                        **t.model.params)
-    print(f"    {model.name}: {model.count_params() / 1e6:.2f} M parameters")
+
+    def build():
+        return build_model(t.model.name, ctx.skeleton.num_keypoints, ctx.codec.input_size, intermediate=True,
+                           **t.model.params)
+    model = build() if t.train.strategy == "default" and t.train.precision == "float32" else build
+    if hasattr(model, "count_params"):
+        print(f"    {model.name}: {model.count_params() / 1e6:.2f} M parameters")
     model = deployable(_train_model(ctx, model, None, 0.0, t.train, "teacher_run"))
     save_keras(model, path)
     return model
@@ -135,20 +179,50 @@ def distil_student(ctx: Context, teacher):
         print(f"    reusing {path}")
         return load_keras(path)
     keras.utils.set_random_seed(ctx.cfg.seed + 1)
-    student = build_model(d.student.name, ctx.skeleton.num_keypoints, ctx.codec.input_size, **d.student.params)
-    print(f"    {student.name}: {student.count_params() / 1e6:.2f} M parameters, alpha {d.alpha}")
-    student = _train_model(ctx, student, teacher, d.alpha, d.train, "distill_run")
+
+    def build():
+        return build_model(d.student.name, ctx.skeleton.num_keypoints, ctx.codec.input_size, **d.student.params)
+    student = build() if d.train.strategy == "default" and d.train.precision == "float32" else build
+    if hasattr(student, "count_params"):
+        print(f"    {student.name}: {student.count_params() / 1e6:.2f} M parameters, method {d.method}, alpha {d.alpha}")
+    student = _train_model(ctx, student, teacher, d.alpha, d.train, "distill_run", d)
     save_keras(student, path)
     return student
 
 
 def evaluate_keras(ctx: Context, model, name: str) -> dict:
+    """OKS AP etc. of a Keras model (or a SavedModel teacher, on its square views) on the val split."""
+    from tfpose.distill.teachers import SavedModelTeacher
     from tfpose.evaluation import evaluate_predictor
+
+    if isinstance(model, SavedModelTeacher):
+        return _evaluate_savedmodel_teacher(ctx, model, name)
 
     def predict(crops):
         return model.predict_on_batch(crops.astype(np.float32))
 
     metrics, _ = evaluate_predictor(predict, ctx.val, ctx.codec, ctx.skeleton, ctx.cfg.data.padding)
+    print(f"    {name}: AP {metrics['AP']:.3f} (95 % CI {metrics['AP_ci95'][0]:.3f}-{metrics['AP_ci95'][1]:.3f}), "
+          f"PCK@0.2 {metrics['PCK@0.2']:.3f}")
+    return metrics
+
+
+def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str) -> dict:
+    from tfpose.data.transforms import apply_matrix, invert_matrix, warp_image
+    from tfpose.distill.teachers import teacher_matrix
+    from tfpose.evaluation import Predictions, crop_person, score_predictions
+
+    persons = ctx.val.labelled()
+    crops, mats, views = [], [], []
+    for person in persons:
+        crop, m = crop_person(person, ctx.images, ctx.codec, ctx.cfg.data.padding)
+        crops.append(crop), mats.append(m)
+        views.append(warp_image(ctx.images(person.image_path),
+                                teacher_matrix(m, ctx.codec.input_size, teacher.input_size), teacher.input_size))
+    keypoints, scores = ctx.codec.decode(teacher.precompute(np.stack(views).astype(np.float32)))
+    in_image = np.stack([apply_matrix(k, invert_matrix(m)) for k, m in zip(keypoints, mats)]).astype(np.float32)
+    metrics = score_predictions(Predictions(persons, in_image, scores, np.stack(crops), np.stack(mats)),
+                                ctx.val, ctx.skeleton)
     print(f"    {name}: AP {metrics['AP']:.3f} (95 % CI {metrics['AP_ci95'][0]:.3f}-{metrics['AP_ci95'][1]:.3f}), "
           f"PCK@0.2 {metrics['PCK@0.2']:.3f}")
     return metrics
@@ -199,8 +273,7 @@ def save_keras(model, path: Path) -> None:
     from tfpose.artifacts import atomic_path
 
     with atomic_path(path) as tmp:
-        model.save(tmp.with_suffix(".keras"))
-        tmp.with_suffix(".keras").rename(tmp)
+        model.save(tmp)
 
 
 def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
@@ -212,7 +285,8 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
     with stage(ctx, "teacher"):
         teacher = train_teacher(ctx)
     with stage(ctx, "evaluate teacher"):
-        teacher_metrics = evaluate_keras(ctx, teacher, "teacher")
+        teacher_metrics = evaluate_keras(ctx, teacher, "teacher") if teacher is not None else \
+            {"AP": float("nan"), "AP_ci95": [float("nan")] * 2, "PCK@0.2": float("nan")}
     with stage(ctx, "distill"):
         student = distil_student(ctx, teacher)
     with stage(ctx, "evaluate student"):
@@ -223,7 +297,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
         report = validate_tflite(ctx, tflite_path)
     ctx.timings["total"] = round(time.perf_counter() - t0, 1)
     summary = {
-        "teacher": _row(teacher_metrics, teacher.count_params()),
+        "teacher": _row(teacher_metrics, teacher.count_params() if hasattr(teacher, "count_params") else 0),
         "student_float": _row(student_metrics, student.count_params()),
         "student_int8": {**_row(report["accuracy"], student.count_params()),
                          "size_kib": round(report["size_bytes"] / 1024, 1),

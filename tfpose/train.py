@@ -1,10 +1,14 @@
 """Keras fit around the Distiller: optimiser and schedule, checkpoints that survive an interruption,
-TensorBoard logs and progress bars."""
+TensorBoard logs, validation AP with early stopping, a tf.distribute strategy and mixed precision."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from tfpose._keras import keras, tf
 from tfpose.config import TrainConfig
@@ -22,19 +26,97 @@ def learning_rate(cfg: TrainConfig, steps_per_epoch: int):
     return cfg.learning_rate
 
 
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """'default': the current (no-op) strategy; 'mirrored': every local GPU (or the CPU devices if none);
+    'multi_worker_mirrored': across the workers that TF_CONFIG names."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy '{name}'")
+
+
+@contextlib.contextmanager
+def precision(policy: str):
+    """Build models under a mixed-precision policy, then restore the global one."""
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+def float32_head(model: keras.Model) -> keras.Model:
+    """A copy of a mixed-precision functional model whose last layer (the heatmap conv) computes in float32, with
+    the same weights: small heatmap values and the loss keep float32's resolution."""
+    last = model.layers[-1]
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer is last:
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+class ValidationAP(keras.callbacks.Callback):
+    """Every ``every`` epochs: OKS AP of ``evaluate(student)`` (e.g. tfpose.evaluation on the val split), logged
+    as ``val_AP`` (history, TensorBoard, EarlyStopping); ``best_weights`` keeps the best student."""
+
+    def __init__(self, evaluate: Callable[[keras.Model], float], every: int = 1):
+        super().__init__()
+        self.evaluate, self.every = evaluate, max(1, int(every))
+        self.best, self.best_weights, self.last = -np.inf, None, float("nan")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.last = float(self.evaluate(self.model.student))
+            if self.last > self.best:
+                self.best, self.best_weights = self.last, self.model.student.get_weights()
+        if logs is not None:
+            logs["val_AP"] = self.last
+
+
 def fit(distiller: Distiller, train_data: tf.data.Dataset, val_data: tf.data.Dataset | None, cfg: TrainConfig,
-        run_dir: str | Path, steps_per_epoch: int) -> keras.callbacks.History:
-    """Train ``distiller.student`` for ``cfg.epochs``; an interrupted run resumes from its last epoch."""
+        run_dir: str | Path, steps_per_epoch: int, evaluate_ap: Callable[[keras.Model], float] | None = None
+        ) -> keras.callbacks.History:
+    """Train ``distiller.student`` for ``cfg.epochs``; an interrupted run resumes from its last epoch.
+
+    Compile under ``distiller.distribute_strategy`` (build the distiller inside ``make_strategy(...).scope()``).
+    ``evaluate_ap`` (student -> AP) with ``cfg.eval_every_epochs`` logs val_AP; ``cfg.early_stopping_patience``
+    stops on it and restores the best student."""
     run_dir = Path(run_dir)
-    distiller.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch)))
+    with distiller.distribute_strategy.scope():
+        optimizer = keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch))
+        if any(layer.dtype_policy.name == "mixed_float16" for layer in distiller.student.layers):
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)   # float16 gradients underflow
+        distiller.compile(optimizer=optimizer)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", profile_batch=0,
                                     write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]
+    ap = None
+    if evaluate_ap is not None and cfg.eval_every_epochs > 0:
+        ap = ValidationAP(evaluate_ap, cfg.eval_every_epochs)
+        callbacks.insert(0, ap)   # before TensorBoard and EarlyStopping, which read val_AP
+        if cfg.early_stopping_patience > 0:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                "val_AP", mode="max", patience=cfg.early_stopping_patience * cfg.eval_every_epochs))
     if cfg.steps_per_epoch:
         train_data = train_data.repeat()
-    return distiller.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
-                         steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
-                         verbose=1 if sys.stdout.isatty() else 2)
+    history = distiller.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
+                            steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
+                            verbose=1 if sys.stdout.isatty() else 2)
+    if ap is not None and ap.best_weights is not None and cfg.early_stopping_patience > 0:
+        distiller.student.set_weights(ap.best_weights)
+    return history

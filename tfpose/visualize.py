@@ -1,6 +1,8 @@
-"""Skeleton overlays (numpy + OpenCV only)."""
+"""Skeleton overlays (numpy + OpenCV only) and the accuracy-vs-latency plot (matplotlib, imported only there)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,3 +37,32 @@ def contact_sheet(tiles: list[np.ndarray], columns: int = 4) -> np.ndarray:
         r, c = divmod(i, columns)
         sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = t
     return sheet
+
+
+def plot_accuracy_latency(points: list[dict], metric: str, path: str | Path) -> bool:
+    """One labelled point per model: x = median latency (ms), y = ``metric`` with its 95 % interval as an error bar.
+
+    points: [{"label", "latency_ms", "value", "ci95": [lo, hi] or None}]. Returns False, writing nothing, when
+    matplotlib is not installed (a phone or a Pi need not have it).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for p in points:
+        lo, hi = p.get("ci95") or (np.nan, np.nan)
+        yerr = None if not np.isfinite([lo, hi]).all() else [[p["value"] - lo], [hi - p["value"]]]
+        ax.errorbar(p["latency_ms"], p["value"], yerr=yerr, fmt="o", capsize=3)
+        ax.annotate(p["label"], (p["latency_ms"], p["value"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("median latency per crop (ms, log scale)")
+    ax.set_ylabel(metric)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True

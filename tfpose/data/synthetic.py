@@ -51,7 +51,7 @@ def sample_pose(rng: np.random.Generator, centre: np.ndarray, height: float) -> 
     head_tilt = lean + rng.normal(0, 12)
     head_up = -_unit(head_tilt)
     head_right = np.array([-head_up[1], head_up[0]])
-    radius = 0.065 * height
+    radius = 0.075 * height
     head = neck + head_up * 0.13 * height
     turn = rng.uniform(-0.3, 0.3) * radius       # looking slightly left or right moves the face sideways
     kp[NOSE] = head + head_right * turn - head_up * 0.15 * radius
@@ -59,47 +59,69 @@ def sample_pose(rng: np.random.Generator, centre: np.ndarray, height: float) -> 
     kp[R_EYE] = head + head_right * (-0.38 * radius + turn) + head_up * 0.2 * radius
     kp[L_EAR] = head + head_right * 0.95 * radius
     kp[R_EAR] = head - head_right * 0.95 * radius
-    return kp, {"head": head, "radius": radius, "neck": neck, "limb": max(2, int(0.055 * height))}
+    return kp, {"head": head, "radius": radius, "neck": neck, "limb": max(2, int(0.065 * height))}
 
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(0, 256, 3))
 
 
+def _shade(colour, factor: float) -> tuple[int, int, int]:
+    return tuple(int(min(255, v * factor)) for v in colour)
+
+
 def draw_figure(canvas: np.ndarray, mask: np.ndarray, kp: np.ndarray, sizes: dict, rng: np.random.Generator):
-    """Draw one figure on ``canvas`` (H, W, 3) and its silhouette on ``mask`` (H, W)."""
+    """Draw one figure on ``canvas`` (H, W, 3) and its silhouette on ``mask`` (H, W).
+
+    Limbs have dark outlines and the joints carry mannequin-style caps, so every keypoint is visible in
+    the picture even where a sleeve crosses a shirt of the same colour.
+    """
     shirt, trousers = _colour(rng), _colour(rng)
+    sleeve = _shade(shirt, 0.75)
     skin = tuple(int(v) for v in np.array([224, 172, 140]) * rng.uniform(0.45, 1.1))
     hair = tuple(int(v) for v in rng.integers(0, 120, 3))
+    outline = (25, 25, 25)
     t = sizes["limb"]
-    p = lambda i: tuple(int(round(v)) for v in kp[i])  # noqa: E731
-    strokes = [
-        (L_HIP, L_KN, trousers, t + 1), (L_KN, L_AN, trousers, t), (R_HIP, R_KN, trousers, t + 1),
-        (R_KN, R_AN, trousers, t),
-    ]
-    for img, value in ((canvas, None), (mask, 1)):
-        for a, b, c, w in strokes:
-            cv2.line(img, p(a), p(b), value or c, w, cv2.LINE_AA if value is None else cv2.LINE_8)
-        torso = np.array([p(L_SH), p(R_SH), p(R_HIP), p(L_HIP)], np.int32)
-        cv2.fillConvexPoly(img, torso, value or shirt)
-        cv2.line(img, p(L_SH), p(R_SH), value or shirt, t)
-        cv2.line(img, tuple(int(v) for v in sizes["neck"]), tuple(int(v) for v in sizes["head"]), value or skin, t)
-        r = int(round(sizes["radius"]))
-        cv2.circle(img, tuple(int(v) for v in sizes["head"]), r, value or skin, -1, cv2.LINE_AA)
-        for a, b, c in ((L_SH, L_EL, shirt), (L_EL, L_WR, skin), (R_SH, R_EL, shirt), (R_EL, R_WR, skin)):
-            cv2.line(img, p(a), p(b), value or c, max(2, t - 1), cv2.LINE_AA if value is None else cv2.LINE_8)
-        for j in (L_WR, R_WR):
-            cv2.circle(img, p(j), max(2, t // 2 + 1), value or skin, -1)
-        for j in (L_AN, R_AN):
-            cv2.circle(img, p(j), max(2, t // 2 + 1), value or (40, 30, 20), -1)
-    # the face, drawn on the picture only
+    r = int(round(sizes["radius"]))
     head = tuple(int(v) for v in sizes["head"])
-    cv2.ellipse(canvas, head, (int(r), int(r)), 0, 180, 360, hair, -1)
+    neck = tuple(int(v) for v in sizes["neck"])
+    p = lambda i: tuple(int(round(v)) for v in kp[i])  # noqa: E731
+    legs = [(L_HIP, L_KN, trousers, t + 1), (L_KN, L_AN, trousers, t), (R_HIP, R_KN, trousers, t + 1),
+            (R_KN, R_AN, trousers, t)]
+    arms = [(L_SH, L_EL, sleeve, t), (L_EL, L_WR, skin, t - 1), (R_SH, R_EL, sleeve, t), (R_EL, R_WR, skin, t - 1)]
+    caps = [(L_KN, trousers), (R_KN, trousers), (L_AN, (40, 30, 20)), (R_AN, (40, 30, 20)),
+            (L_EL, sleeve), (R_EL, sleeve), (L_WR, skin), (R_WR, skin)]
+
+    def limbs(segments):
+        for a, b, colour, width in segments:
+            cv2.line(canvas, p(a), p(b), outline, max(2, width) + 2, cv2.LINE_AA)
+            cv2.line(canvas, p(a), p(b), colour, max(2, width), cv2.LINE_AA)
+            cv2.line(mask, p(a), p(b), 1, max(2, width) + 2)
+
+    def joint_caps(joints):
+        for j, colour in joints:
+            cv2.circle(canvas, p(j), max(2, t // 2 + 1), _shade(colour, 0.6), -1, cv2.LINE_AA)
+            cv2.circle(mask, p(j), max(2, t // 2 + 1), 1, -1)
+
+    limbs(legs)
+    joint_caps(caps[:4])
+    torso = np.array([p(L_SH), p(R_SH), p(R_HIP), p(L_HIP)], np.int32)
+    cv2.fillConvexPoly(canvas, torso, shirt)
+    cv2.polylines(canvas, [torso], True, outline, 1, cv2.LINE_AA)
+    cv2.fillConvexPoly(mask, torso, 1)
+    cv2.line(canvas, neck, head, skin, t)
+    cv2.line(mask, neck, head, 1, t)
+    cv2.circle(canvas, head, r + 1, outline, -1, cv2.LINE_AA)
+    cv2.circle(canvas, head, r, skin, -1, cv2.LINE_AA)
+    cv2.circle(mask, head, r + 1, 1, -1)
+    cv2.ellipse(canvas, head, (r, r), 0, 180, 360, hair, -1)
     for j in (L_EYE, R_EYE):
         cv2.circle(canvas, p(j), max(1, r // 5), (20, 20, 20), -1)
-    cv2.circle(canvas, p(NOSE), max(1, r // 6), tuple(int(v * 0.7) for v in skin), -1)
+    cv2.circle(canvas, p(NOSE), max(1, r // 6), _shade(skin, 0.6), -1)
     for j in (L_EAR, R_EAR):
-        cv2.circle(canvas, p(j), max(1, r // 4), tuple(int(v * 0.85) for v in skin), -1)
+        cv2.circle(canvas, p(j), max(1, r // 4), _shade(skin, 0.75), -1)
+    limbs(arms)
+    joint_caps(caps[4:])
 
 
 def draw_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -114,7 +136,7 @@ def draw_background(rng: np.random.Generator, width: int, height: int) -> np.nda
                           c, -1)
         elif kind == 1:
             cv2.circle(image, (x, y), int(rng.integers(3, width // 5)), c, -1)
-        else:  # limb-like distractors, so a thick line alone is no evidence of a person
+        elif rng.random() < 0.5:  # limb-like distractors, so a thick line alone is no evidence of a person
             cv2.line(image, (x, y), (int(rng.integers(0, width)), int(rng.integers(0, height))), c,
                      int(rng.integers(2, 8)))
     image += rng.normal(0, 8, image.shape).astype(np.float32)
@@ -213,7 +235,7 @@ def ensure_synthetic(root: str | Path, num_train: int, num_val: int, image_size:
     root = Path(root)
     stamp = root / "synthetic.json"
     params = {"num_train": num_train, "num_val": num_val, "image_size": list(image_size),
-              "max_people": max_people, "seed": seed, "version": 1}
+              "max_people": max_people, "seed": seed, "version": 3}
     if stamp.is_file() and json.loads(stamp.read_text()) == params:
         return root
     generate_split(root, "train", num_train, image_size, max_people, seed)

@@ -1,26 +1,60 @@
 """The Distiller: a thin keras.Model holding a trainable student and a frozen teacher.
 
 ``train_step`` runs the teacher in inference mode, the student in training mode (tfmot's pruning step only
-advances then), and mixes the loss terms. With no teacher it is plain supervised training, which is also
-how a teacher is trained: one train_step owns every heatmap loss in the project. Multi-stack students get
-the loss on every stack (intermediate supervision; FPD distils into each stack). What gets saved or
-exported is ``distiller.student``, never the distiller.
+advances then), and mixes the loss terms of the chosen method. With no teacher it is plain supervised training,
+which is also how a teacher is trained: one train_step owns every heatmap loss in the project. Multi-stack
+students get the loss on every stack (intermediate supervision; FPD distils into each stack). What gets saved
+or exported is ``distiller.student``, never the distiller.
+
+Methods (``distill.method``), each a combination of the small functions in ``losses.py``:
+- ``fpd``: (1 - a) MSE(gt) + a MSE(teacher) on every stack (FPD; Park et al.).
+- ``dskd``: teacher (and assistant) heatmaps binarized under a threshold; MSE + spatial softmax cross-entropy;
+  densely guided: every stronger model - teacher, each assistant, every deeper stack of the student - guides
+  every weaker one directly (guides are stop-gradient).
+- ``okdhp``: the student grows N branches (``okdhp.py``); a Feature Aggregation Unit's ensemble teaches each
+  branch by a per-joint spatial KL with the ramp-up exp(-5 (1 - t/T)^2); with a teacher, every supervised term
+  is FPD's alpha mix.
+The teacher weight a follows ``kd_schedule`` over ``total_steps`` (constant, or linear decay to ``kd_end`` x a).
+Targets may carry ``teacher_heatmaps`` (precomputed, on the student grid) or ``teacher_images`` (the square view a
+SavedModel teacher needs); otherwise the teacher sees the student's images.
 """
 
 from __future__ import annotations
 
 from tfpose._keras import keras, tf
-from tfpose.distill.losses import alpha_kd, keypoint_mse
+from tfpose.config import DskdConfig, OkdhpConfig
+from tfpose.distill.losses import (alpha_kd, binarize, dskd_terms, kd_weight, keypoint_mse, okdhp_ramp,
+                                   spatial_kl)
+
+METHODS = ("fpd", "dskd", "okdhp")
 
 
 class Distiller(keras.Model):
-    def __init__(self, student: keras.Model, teacher: keras.Model | None = None, alpha: float = 0.5, **kwargs):
+    def __init__(self, student: keras.Model, teacher=None, alpha: float = 0.5, method: str = "fpd",
+                 dskd: DskdConfig | None = None, okdhp: OkdhpConfig | None = None, assistants=(),
+                 kd_schedule: str = "constant", kd_end: float = 0.0, total_steps: int = 0, **kwargs):
         super().__init__(**kwargs)
+        if method not in METHODS:
+            raise ValueError(f"unknown distillation method '{method}'; expected one of {METHODS}")
         self.student = student
         self.teacher = teacher
-        if teacher is not None:
-            teacher.trainable = False
+        self.assistants = list(assistants)
+        for frozen in [teacher, *self.assistants]:
+            if isinstance(frozen, keras.Model):
+                frozen.trainable = False
         self.alpha = float(alpha) if teacher is not None else 0.0
+        self.method = method
+        self.dskd = dskd or DskdConfig()
+        self.okdhp = okdhp or OkdhpConfig()
+        self.kd_schedule, self.kd_end, self.total_steps = kd_schedule, float(kd_end), int(total_steps)
+        self.branches = self.fau = None
+        if method == "okdhp":
+            from tfpose.distill.okdhp import FeatureAggregationUnit, build_branches
+
+            self.branches = build_branches(student, self.okdhp.branches, self.okdhp.branch_from)
+            k = self.branches.output[0].shape[-1]
+            self.fau = FeatureAggregationUnit(self.okdhp.branches, k, name="fau")
+        self.step = tf.Variable(0, trainable=False, dtype=tf.int64, name="distill_step")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.gt_tracker = keras.metrics.Mean(name="gt_loss")
         self.kd_tracker = keras.metrics.Mean(name="kd_loss")
@@ -32,23 +66,96 @@ class Distiller(keras.Model):
     def call(self, images, training=False):
         return self.student(images, training=training)
 
-    def _loss(self, images, targets, training: bool):
-        outputs = self.student(images, training=training)
-        stacks = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        truth, weights = targets["heatmaps"], targets["weights"]
+    @property
+    def trained_variables(self):
+        """What the optimiser updates: the student (its branches under OKDHP) and the FAU; never a teacher."""
+        if self.branches is not None:
+            return self.branches.trainable_variables + self.fau.trainable_variables
+        return self.student.trainable_variables
+
+    def teacher_maps(self, images, targets):
+        """(B, h, w, K) teacher heatmaps on the student's grid, stop-gradient; None without a teacher."""
         if self.teacher is None:
+            return None
+        if "teacher_heatmaps" in targets:
+            maps = targets["teacher_heatmaps"]
+        elif "teacher_images" in targets:
+            maps = self.teacher(targets["teacher_images"], training=False)
+        else:
+            maps = self.teacher(images, training=False)
+        return tf.stop_gradient(tf.cast(maps, tf.float32))
+
+    def _alpha(self):
+        return self.alpha * kd_weight(self.step, self.total_steps, self.kd_schedule, self.kd_end)
+
+    def _loss(self, images, targets, training: bool):
+        truth, weights = targets["heatmaps"], targets["weights"]
+        if self.method == "okdhp":
+            return self._okdhp_loss(images, targets, training)
+        outputs = self.student(images, training=training)
+        stacks = [tf.cast(s, tf.float32) for s in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+        teacher_maps = self.teacher_maps(images, targets)
+        if self.method == "dskd":
+            return self._dskd_loss(images, stacks, truth, weights, teacher_maps)
+        if teacher_maps is None:
             gt = tf.add_n([keypoint_mse(s, truth, weights) for s in stacks])
             return gt, gt, tf.zeros_like(gt)
-        teacher_maps = tf.stop_gradient(self.teacher(images, training=False))
-        terms = [alpha_kd(s, truth, weights, teacher_maps, self.alpha) for s in stacks]
+        alpha = self._alpha()
+        terms = [alpha_kd(s, truth, weights, teacher_maps, alpha) for s in stacks]
         return tuple(tf.add_n(list(t)) for t in zip(*terms))
+
+    def _dskd_loss(self, images, stacks, truth, weights, teacher_maps):
+        d = self.dskd
+        guides = [] if teacher_maps is None else [binarize(teacher_maps, d.threshold)]
+        guides += [binarize(tf.stop_gradient(tf.cast(a(images, training=False), tf.float32)), d.threshold)
+                   for a in self.assistants]
+        alpha = self._alpha() if guides else 0.0
+        terms = []
+        for i, s in enumerate(stacks):
+            deeper = [tf.stop_gradient(stacks[j]) for j in range(len(stacks) - 1, i, -1)]   # the student's stronger stages
+            own = guides + deeper
+            a = alpha if guides else (self.alpha_self if deeper else 0.0)
+            terms.append(dskd_terms(s, truth, weights, own, a, d.ce_weight, d.temperature))
+        return tuple(tf.add_n(list(t)) for t in zip(*terms))
+
+    @property
+    def alpha_self(self) -> float:
+        """Weight of self-guidance (deeper stacks guiding shallower ones) when there is no external teacher."""
+        return 0.5
+
+    def _okdhp_loss(self, images, targets, training):
+        o = self.okdhp
+        truth, weights = targets["heatmaps"], targets["weights"]
+        branches = [tf.cast(b, tf.float32) for b in self.branches(images, training=training)]
+        ensemble, _ = self.fau(branches)
+        teacher_maps = self.teacher_maps(images, targets)
+        alpha = self._alpha() if teacher_maps is not None else 0.0
+
+        def supervised(pred):
+            if teacher_maps is None:
+                return keypoint_mse(pred, truth, weights)
+            return alpha_kd(pred, truth, weights, teacher_maps, alpha)[0]
+
+        gt = tf.add_n([supervised(b) for b in branches]) + o.ensemble_weight * supervised(ensemble)
+        ramp = okdhp_ramp(self.step, self.total_steps if o.rampup_epochs <= 0 else o.rampup_epochs)
+        target = tf.stop_gradient(ensemble)
+        kd = tf.add_n([spatial_kl(b, target, o.temperature) for b in branches])
+        return gt + o.kl_weight * ramp * kd, gt, kd
 
     def train_step(self, data):
         images, targets = data
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             loss, gt, kd = self._loss(images, targets, training=True)
-        variables = self.student.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            scaled = loss / replicas   # gradients are summed over replicas
+            if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+                scaled = self.optimizer.get_scaled_loss(scaled)
+        variables = self.trained_variables
+        grads = tape.gradient(scaled, variables)
+        if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+            grads = self.optimizer.get_unscaled_gradients(grads)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        self.step.assign_add(1)
         return self._track(loss, gt, kd)
 
     def test_step(self, data):

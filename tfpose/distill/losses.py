@@ -25,3 +25,84 @@ def alpha_kd(pred, truth, truth_weights, teacher, alpha: float):
     gt = keypoint_mse(pred, truth, truth_weights)
     kd = keypoint_mse(pred, teacher)
     return (1.0 - alpha) * gt + alpha * kd, gt, kd
+
+
+def binarize(heatmaps, threshold: float):
+    """DSKD: teacher values under ``threshold`` set to 0 (background noise removed), the rest kept as they are."""
+    heatmaps = tf.convert_to_tensor(heatmaps)
+    return tf.where(heatmaps < threshold, tf.zeros_like(heatmaps), heatmaps)
+
+
+def _flat_joints(maps):
+    """(B, h, w, K) -> (B, K, h*w)."""
+    maps = tf.convert_to_tensor(maps)
+    shape = tf.shape(maps)
+    return tf.reshape(tf.transpose(maps, [0, 3, 1, 2]), [shape[0], shape[3], shape[1] * shape[2]])
+
+
+def spatial_softmax_ce(pred, target, weights=None, temperature: float = 0.1):
+    """DSKD's classification term: each joint's predicted heatmap, flattened and divided by ``temperature``, is a
+    softmax distribution over the h*w locations; the loss is its cross-entropy against the target's peak cell
+    (-log p[argmax target]). A joint whose target is all zero (nothing labelled, or binarized away) counts 0;
+    like the MSE, the weighted sum is divided by B x K.
+
+    pred, target: (B, h, w, K); weights: (B, K) or None. Returns a scalar.
+    """
+    logits = _flat_joints(pred) / temperature                                   # (B, K, hw)
+    t = _flat_joints(target)
+    peak = tf.argmax(t, axis=-1)                                                 # (B, K)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=peak, logits=logits)   # (B, K)
+    present = tf.cast(tf.reduce_max(t, axis=-1) > 0, ce.dtype)
+    if weights is not None:
+        present = present * tf.cast(weights, ce.dtype)
+    return tf.reduce_mean(ce * present)
+
+
+def spatial_kl(pred, target, temperature: float = 1.0, weights=None):
+    """OKDHP's distillation term: KL(q || p) per joint, q = softmax(target / T) and p = softmax(pred / T) over the
+    h*w locations (the target, e.g. the ensemble, teaches ``pred``), averaged over joints and crops.
+
+    pred, target: (B, h, w, K); weights: (B, K) or None. Returns a scalar.
+    """
+    log_p = tf.nn.log_softmax(_flat_joints(pred) / temperature, axis=-1)
+    log_q = tf.nn.log_softmax(_flat_joints(target) / temperature, axis=-1)
+    kl = tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=-1)                 # (B, K)
+    if weights is not None:
+        kl = kl * tf.cast(weights, kl.dtype)
+    return tf.reduce_mean(kl)
+
+
+def dskd_terms(pred, truth, truth_weights, guides, alpha: float, ce_weight: float, temperature: float):
+    """DSKD for one student output: (1 - alpha) x [MSE + ce_weight x CE](gt) + alpha x mean over guides of the same
+    pair against each (already binarized, stop-gradient) guide heatmap. Returns (total, gt, kd)."""
+    gt = keypoint_mse(pred, truth, truth_weights) + ce_weight * spatial_softmax_ce(pred, truth, truth_weights,
+                                                                                   temperature)
+    if not guides:
+        return gt, gt, tf.zeros_like(gt)
+    kd = tf.add_n([keypoint_mse(pred, g) + ce_weight * spatial_softmax_ce(pred, g, None, temperature)
+                   for g in guides]) / float(len(guides))
+    return (1.0 - alpha) * gt + alpha * kd, gt, kd
+
+
+def feature_hint(student_features, teacher_features):
+    """FitNets hint: mean squared error between the (adapted) student features and the teacher's, same shape."""
+    return tf.reduce_mean(tf.square(tf.cast(student_features, tf.float32) - tf.cast(teacher_features, tf.float32)))
+
+
+def okdhp_ramp(step, total_steps):
+    """OKDHP's ramp-up exp(-5 (1 - t/T)^2), 1 from t >= T on (T = 0: always 1)."""
+    t = tf.cast(step, tf.float32)
+    total = tf.maximum(tf.cast(total_steps, tf.float32), 1.0)
+    x = tf.minimum(t / total, 1.0)
+    return tf.where(tf.cast(total_steps, tf.float32) > 0, tf.exp(-5.0 * tf.square(1.0 - x)), 1.0)
+
+
+def kd_weight(step, total_steps, schedule: str = "constant", end: float = 0.0):
+    """Multiplier of the distillation weight at ``step`` of ``total_steps``: 'constant' -> 1; 'linear' -> from 1
+    down to ``end`` at the last step, ``end`` after it."""
+    if schedule == "constant":
+        return tf.constant(1.0)
+    if schedule == "linear":
+        x = tf.minimum(tf.cast(step, tf.float32) / tf.maximum(tf.cast(total_steps, tf.float32), 1.0), 1.0)
+        return 1.0 - (1.0 - end) * x
+    raise ValueError(f"unknown kd schedule '{schedule}'; expected 'constant' or 'linear'")

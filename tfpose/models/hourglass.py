@@ -29,10 +29,13 @@ def _max_depth(input_size: tuple[int, int], stride: int = 4) -> int:
     return depth
 
 
-@register("hourglass", "teacher", (256, 256), "Stacked hourglass, intermediate supervision (Newell et al. 2016)")
+@register("hourglass", "teacher", (256, 256), "Stacked hourglass, intermediate supervision (Newell et al. 2016)",
+          tiny=dict(stacks=2, channels=32, depth=2))
 def stacked_hourglass(input_size=(256, 256), num_keypoints=17, stacks: int = 2, channels: int = 256,
                       depth: int = 4, intermediate: bool = False) -> keras.Model:
-    """``stacks`` hourglasses of width ``channels``; ``depth`` is capped by how often the grid halves."""
+    """Raw pixels (B, H, W, 3) -> heatmaps (B, H/4, W/4, K), or one per stack with ``intermediate``.
+    ``stacks`` hourglasses of width ``channels``; ``depth`` is capped by how often the grid halves.
+    8 stacks x 256 channels is the classic teacher (FPD's, and Park et al.'s 8-stage one)."""
     depth = max(1, min(depth, _max_depth(input_size)))
     inputs = keras.Input((input_size[1], input_size[0], 3), name="image")
     x = normalise_input(inputs)
@@ -53,3 +56,11 @@ def stacked_hourglass(input_size=(256, 256), num_keypoints=17, stacks: int = 2, 
                 x, layers.Conv2D(channels, 1, name=f"hg{s}_feat_remap")(y),
                 layers.Conv2D(channels, 1, name=f"hg{s}_heatmap_remap")(heatmaps)])
     return keras.Model(inputs, outputs if intermediate else outputs[-1], name=f"hourglass{stacks}x{channels}")
+
+
+@register("hourglass_fpd_student", "student", (256, 256), "FPD's lightweight student: 4-stack, 128-channel "
+          "hourglass (Zhang et al. 2019)", tiny=dict(stacks=2, channels=32, depth=2))
+def hourglass_fpd_student(input_size=(256, 256), num_keypoints=17, stacks: int = 4, channels: int = 128,
+                          depth: int = 4, intermediate: bool = False) -> keras.Model:
+    """The hourglass with FPD's student defaults; FPD supervises every stack, hence ``intermediate``."""
+    return stacked_hourglass(input_size, num_keypoints, stacks, channels, depth, intermediate)

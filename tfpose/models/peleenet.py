@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tfpose._keras import keras
-from tfpose.models.blocks import PixelShuffle, conv_bn_relu, normalise_input
+from tfpose.models.blocks import StrideBudget, conv_bn_relu
+from tfpose.models.heads import Head, duc_decoder, encoder_with_head  # noqa: F401  (duc_decoder: its old home)
 from tfpose.models.registry import register
 
 layers = keras.layers
@@ -29,32 +30,29 @@ def _two_way_dense_layer(x, growth: int, bottleneck_width: int, name: str):
     return layers.Concatenate(name=f"{name}_concat")([x, a, b])
 
 
-def peleenet_encoder(x, growth: int = 32, stage_layers=(3, 4, 8, 6), bottleneck_widths=(1, 2, 4, 4)):
-    """(B, H, W, 3) normalised -> (B, H/32, W/32, C): C = 704 for the published configuration."""
+def peleenet_encoder(x, growth: int = 32, stage_layers=(3, 4, 8, 6), bottleneck_widths=(1, 2, 4, 4),
+                     output_stride: int = 32):
+    """(B, H, W, 3) normalised -> (B, H/s, W/s, C): C = 704 for the published configuration."""
+    budget = StrideBudget(output_stride)
+    budget(4)                                          # the stem
     x = _stem(x)
     for stage, (n, bw) in enumerate(zip(stage_layers, bottleneck_widths)):
         for i in range(n):
             x = _two_way_dense_layer(x, growth, bw, f"stage{stage + 1}_dense{i + 1}")
         x = conv_bn_relu(x, x.shape[-1], 1, name=f"stage{stage + 1}_transition")
-        if stage < len(stage_layers) - 1:
+        if stage < len(stage_layers) - 1 and budget(2) == 2:
             x = layers.AveragePooling2D(2, name=f"stage{stage + 1}_pool")(x)
     return x
 
 
-def duc_decoder(x, num_keypoints: int, channels=(352, 128, 64)):
-    """Three x2 PixelShuffle stages, each followed by 3x3 conv + BN + ReLU, then a 1x1 conv to K heatmaps."""
-    for i, c in enumerate(channels):
-        x = PixelShuffle(2, name=f"duc{i + 1}_shuffle")(x)
-        x = conv_bn_relu(x, c, 3, name=f"duc{i + 1}")
-    return layers.Conv2D(num_keypoints, 1, name="heatmaps")(x)
-
-
-@register("peleenet_duc", "student", (192, 256), "PeleeNet encoder + DUC decoder (Park et al. 2021)")
+@register("peleenet_duc", "student", (192, 256), "PeleeNet encoder + DUC decoder (Park et al. 2021)",
+          tiny=dict(growth=16, stage_layers=(1, 1, 1, 1), bottleneck_widths=(1, 1, 2, 2), duc_channels=(32, 16, 16)))
 def peleenet_duc(input_size=(192, 256), num_keypoints=17, growth: int = 32, stage_layers=(3, 4, 8, 6),
-                 bottleneck_widths=(1, 2, 4, 4), duc_channels=(352, 128, 64)) -> keras.Model:
-    if input_size[0] % 32 or input_size[1] % 32:
-        raise ValueError(f"peleenet_duc needs an input size divisible by 32 (stride of its encoder), got {input_size}")
-    inputs = keras.Input((input_size[1], input_size[0], 3), name="image")
-    x = peleenet_encoder(normalise_input(inputs), growth, tuple(stage_layers), tuple(bottleneck_widths))
-    outputs = duc_decoder(x, num_keypoints, tuple(duc_channels))
-    return keras.Model(inputs, outputs, name="peleenet_duc")
+                 bottleneck_widths=(1, 2, 4, 4), duc_channels=(352, 128, 64), head: Head = "duc") -> keras.Model:
+    """Raw pixels (B, H, W, 3) -> heatmaps (B, H/4, W/4, K). ``duc_channels``: the DUC head's widths; ``head``
+    swaps in another head at its published widths (Park et al. compare 'deconv'; see heads.py)."""
+    def encoder(x, output_stride):
+        return peleenet_encoder(x, growth, tuple(stage_layers), tuple(bottleneck_widths), output_stride)
+
+    return encoder_with_head("peleenet_duc", input_size, num_keypoints, encoder, head,
+                             tuple(duc_channels) if head == "duc" else None)

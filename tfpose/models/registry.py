@@ -3,13 +3,17 @@
 A builder takes ``(input_size=(W, H), num_keypoints=K, **params)`` and returns a functional Keras model
 mapping raw pixels (B, H, W, 3) to heatmaps (B, H/4, W/4, K) - or, with ``intermediate=True`` where the
 family supports it, to a list of heatmaps, one per stack, for intermediate supervision.
+
+Each spec also carries ``tiny``: the builder parameters of a small but complete configuration of the
+family (a few thousand to a few hundred thousand weights), so registry-wide tests and smoke runs cover
+every family without knowing about it.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from tfpose._keras import keras
@@ -24,14 +28,15 @@ class ModelSpec:
     builder: Callable[..., keras.Model]
     input_size: tuple[int, int]      # the paper's (W, H)
     summary: str
+    tiny: dict = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name: str, role: Role, input_size: tuple[int, int], summary: str):
+def register(name: str, role: Role, input_size: tuple[int, int], summary: str, tiny: dict | None = None):
     def wrap(builder):
-        _REGISTRY[name] = ModelSpec(name, role, builder, input_size, summary)
+        _REGISTRY[name] = ModelSpec(name, role, builder, input_size, summary, dict(tiny or {}))
         return builder
     return wrap
 

@@ -1,0 +1,115 @@
+"""The teacher -> student heatmap transform, and the frozen MoveNet SavedModel teacher."""
+
+import numpy as np
+import pytest
+
+from tfpose.codec import HeatmapCodec
+from tfpose.data.transforms import apply_matrix, box_to_crop, crop_matrix
+from tfpose.distill.teachers import apply_grid_transform, grid_transform, teacher_matrix
+from tests.conftest import shared_path
+
+
+def _gaussian(h, w, cx, cy, sigma, peak=1.0):
+    ys, xs = np.mgrid[0:h, 0:w]
+    return (peak * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))).astype(np.float32)
+
+
+def test_teacher_view_of_a_256x192_crop_is_the_square_32_pixels_wider_each_side():
+    student = crop_matrix(box_to_crop([100, 50, 60, 120], (192, 256)), (192, 256))
+    teacher = teacher_matrix(student, (192, 256), (256, 256))
+    points = np.array([[10.0, 20.0], [300.0, 7.0]])
+    np.testing.assert_allclose(apply_matrix(points, teacher), apply_matrix(points, student) + [32, 0], atol=1e-9)
+
+
+def test_256x192_grid_transform_is_columns_8_to_56_when_sigmas_agree():
+    my, mx = grid_transform(HeatmapCodec((192, 256), 4, 1.05), (256, 256), 4, 1.05)
+    np.testing.assert_allclose(my, np.eye(64), atol=1e-7)
+    np.testing.assert_allclose(mx, np.eye(64)[8:56], atol=1e-7)
+
+
+def test_sigma_matching_blurs_to_the_student_sigma_and_keeps_the_peak_height():
+    teacher_maps = _gaussian(64, 64, 30, 20, 1.05, 0.7)[None, :, :, None]
+    out = apply_grid_transform(teacher_maps, *grid_transform(HeatmapCodec((192, 256), 4, 2.0), (256, 256)))[0, :, :, 0]
+    assert out.shape == (64, 48)
+    iy, ix = np.unravel_index(out.argmax(), out.shape)
+    assert (iy, ix) == (20, 22)                              # column 30 - 8
+    assert out.max() == pytest.approx(0.7, rel=0.03)
+    row = out[20] / out.max()
+    xs = np.arange(48)
+    sigma = np.sqrt((row * (xs - 22) ** 2).sum() / row.sum())
+    assert sigma == pytest.approx(2.0, rel=0.05)
+
+
+def test_smaller_student_reads_the_teacher_by_the_crop_geometry():
+    """96x128 student: the teacher's 256 px square spans 128 student px, so one student cell = 2 teacher cells."""
+    codec = HeatmapCodec((96, 128), 4, 2.0, "dark")
+    my, mx = grid_transform(codec, (256, 256))
+    student = crop_matrix(box_to_crop([40, 30, 50, 90], (96, 128)), (96, 128))
+    teacher = teacher_matrix(student, (96, 128), (256, 256))
+    joint = np.array([[61.3, 77.9]])                         # image pixels
+    tx, ty = (apply_matrix(joint, teacher)[0] - 1.5) / 4     # teacher cells
+    maps = _gaussian(64, 64, tx, ty, 1.05, 0.8)[None, :, :, None]
+    decoded, score = codec.decode(apply_grid_transform(maps, my, mx)[0])
+    np.testing.assert_allclose(decoded[0], apply_matrix(joint, student)[0], atol=0.5)   # input pixels
+    assert score[0] == pytest.approx(0.8, rel=0.1)
+
+
+@pytest.fixture(scope="module")
+def thunder():
+    from tfpose.distill.teachers import SavedModelTeacher
+
+    path = shared_path("models/movenet-thunder-teacher")
+    return SavedModelTeacher(path, HeatmapCodec((96, 128), 4, 2.0), output_key="heatmaps_person")
+
+
+def test_movenet_teacher_maps_real_crops_onto_the_student_grid_and_never_changes(thunder):
+    from tfpose._keras import keras, tf
+    from tfpose.data.coco import load_coco
+    from tfpose.data.samples import CropSampler
+    from tfpose.distill.distiller import Distiller
+    from tfpose.distill.teachers import TeacherViewSampler, build_teacher_view_dataset
+    from tfpose.models import build_model
+    from tfpose.skeleton import COCO17
+    from tests.conftest import TINY_STUDENT
+
+    ann = shared_path("data/coco-mini-train/annotations/person_keypoints_train2017.json")
+    persons = [p for p in load_coco(ann, ann.parent.parent / "train2017").labelled() if p.num_labelled >= 12][:4]
+    sampler = TeacherViewSampler(CropSampler(persons, thunder_codec := HeatmapCodec((96, 128), 4, 2.0),
+                                             COCO17.flip_index), (256, 256))
+    samples = [sampler.sample(i) for i in range(len(sampler))]
+    views = np.stack([v for _, v in samples]).astype(np.float32)
+    maps = thunder.precompute(views)
+    assert maps.shape == (4, 32, 24, 17)
+    assert thunder.trainable_variables == []
+    # the teacher's peaks sit near the labelled joints (within 2 cells for most)
+    decoded, _ = thunder_codec.decode(maps)
+    err = [np.linalg.norm(decoded[i] - s.keypoints, axis=-1)[s.weights > 0] / 4 for i, (s, _) in enumerate(samples)]
+    assert np.median(np.concatenate(err)) < 2.0
+    # inside Model.fit, the teacher runs in the train step on the square views and still gives the same maps
+    ds = build_teacher_view_dataset(sampler, 2, training=False)
+    keras.utils.set_random_seed(0)
+    student = build_model("peleenet_duc", 17, (96, 128), **TINY_STUDENT)
+    distiller = Distiller(student, thunder, alpha=0.5)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = distiller.fit(ds, epochs=1, verbose=0)
+    assert history.history["kd_loss"][0] > 0
+    np.testing.assert_array_equal(thunder.precompute(views), maps)
+
+
+def test_config_selects_the_savedmodel_teacher_and_the_pipeline_scores_it_on_its_square_views(tmp_path):
+    from tfpose import pipeline as p
+    from tfpose.config import load_config
+    from tfpose.distill.teachers import SavedModelTeacher
+
+    data = shared_path("data/coco-mini-train")
+    model = shared_path("models/movenet-thunder-teacher")
+    cfg = load_config(p.Path(__file__).resolve().parents[1] /
+                      "configs/distill_movenet-thunder_to_peleenet-duc_coco-mini-128x96.yaml",
+                      [f"data.root={data}", f"teacher.path={model}"])
+    assert (cfg.distill.method, cfg.distill.unlabelled, cfg.teacher.output_key) == ("dskd", True, "heatmaps_person")
+    ctx = p.make_context(cfg, tmp_path)
+    p.load_data(ctx)
+    teacher = p.train_teacher(ctx)
+    assert isinstance(teacher, SavedModelTeacher)
+    metrics = p.evaluate_keras(ctx, teacher, "teacher")
+    assert metrics["AP"] > 0.2 and metrics["PCK@0.2"] > 0.6   # measured 0.304 and 0.732 (35 val persons)

@@ -1,0 +1,88 @@
+"""Training at scale: a tf.distribute strategy, mixed precision with a float32 head, validation AP and early stopping."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import TINY_INPUT, TINY_STUDENT
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_mirrored_strategy_over_two_logical_cpus_trains_the_student(tmp_path):
+    """Logical devices must exist before TensorFlow initialises, hence a fresh process."""
+    script = textwrap.dedent(f"""
+        import json, numpy as np
+        from tfpose._keras import keras, tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from tfpose.config import TrainConfig
+        from tfpose.distill.distiller import Distiller
+        from tfpose.models import build_model
+        from tfpose.train import fit, make_strategy
+        strategy = make_strategy("mirrored")
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            teacher = build_model("peleenet_duc", 17, {TINY_INPUT}, **{TINY_STUDENT})
+            student = build_model("peleenet_duc", 17, {TINY_INPUT}, **{TINY_STUDENT})
+            distiller = Distiller(student, teacher, alpha=0.5)
+        before = [w.copy() for w in teacher.get_weights()]
+        rng = np.random.default_rng(0)
+        x = rng.uniform(0, 255, (8, 64, 64, 3)).astype(np.float32)
+        y = {{"heatmaps": rng.uniform(0, 1, (8, 16, 16, 17)).astype(np.float32), "weights": np.ones((8, 17), np.float32)}}
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4, drop_remainder=True)
+        h = fit(distiller, ds, None, TrainConfig(epochs=2, batch_size=4, schedule="constant"), r"{tmp_path}", 2)
+        print(json.dumps({{"replicas": strategy.num_replicas_in_sync, "loss": h.history["loss"],
+                          "teacher_same": all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert all(np.isfinite(result["loss"])) and result["teacher_same"]
+
+
+def test_mixed_precision_keeps_the_last_heatmap_conv_in_float32():
+    from tfpose._keras import keras
+    from tfpose.models import build_model
+    from tfpose.train import float32_head, precision
+
+    with precision("mixed_bfloat16"):
+        model = float32_head(build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT))
+    assert keras.mixed_precision.global_policy().name == "float32"      # restored
+    assert model.layers[-1].compute_dtype == "float32"
+    assert model.layers[-2].compute_dtype == "bfloat16"
+    out = model(np.zeros((1, *TINY_INPUT[::-1], 3), np.float32))
+    assert out.dtype.name == "float32"
+
+
+def test_validation_ap_callback_logs_val_ap_and_early_stopping_restores_the_best(tmp_path):
+    from tfpose._keras import keras, tf
+    from tfpose.config import TrainConfig
+    from tfpose.distill.distiller import Distiller
+    from tfpose.models import build_model
+    from tfpose.train import fit
+
+    keras.utils.set_random_seed(0)
+    student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    y = {"heatmaps": rng.uniform(0, 1, (4, 16, 16, 17)).astype(np.float32), "weights": np.ones((4, 17), np.float32)}
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    scores = iter([0.5, 0.3, 0.2, 0.1, 0.0, 0.0])   # best after the first evaluation, then worse
+    snapshots = []
+
+    def evaluate(model):
+        snapshots.append([w.copy() for w in model.get_weights()])
+        return next(scores)
+
+    cfg = TrainConfig(epochs=6, batch_size=4, schedule="constant", eval_every_epochs=1, early_stopping_patience=2)
+    history = fit(Distiller(student), ds, None, cfg, tmp_path, 1, evaluate_ap=evaluate)
+    assert history.history["val_AP"] == [0.5, 0.3, 0.2]          # stopped after 2 evaluations without a new best
+    for a, b in zip(snapshots[0], student.get_weights()):
+        np.testing.assert_array_equal(a, b)
