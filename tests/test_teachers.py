@@ -113,3 +113,26 @@ def test_config_selects_the_savedmodel_teacher_and_the_pipeline_scores_it_on_its
     assert isinstance(teacher, SavedModelTeacher)
     metrics = p.evaluate_keras(ctx, teacher, "teacher")
     assert metrics["AP"] > 0.2 and metrics["PCK@0.2"] > 0.6   # measured 0.304 and 0.732 (35 val persons)
+
+
+def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, thunder):
+    from tfpose import pipeline as p
+    from tfpose.config import load_config
+
+    data = shared_path("data/coco-mini-train")
+    cfg = load_config(p.Path(__file__).resolve().parents[1] / "configs/default_student.yaml",
+                      [f"data.root={data}", "distill.teacher_views=2", "distill.train.epochs=1",
+                       "distill.train.steps_per_epoch=2", "distill.train.batch_size=4",
+                       "distill.train.eval_every_epochs=0"])
+    ctx = p.make_context(cfg, tmp_path)
+    p.load_data(ctx)
+    sampler = ctx.sampler(ctx.train, augment=True)
+    sampler.persons = sampler.persons[:3]
+    cache = p.cached_teacher_views(ctx, thunder, sampler, 2)
+    assert cache["crops"].shape == (6, 128, 96, 3) and cache["teacher_heatmaps"].shape == (6, 32, 24, 17)
+    assert cache["crops"].dtype == np.uint8
+    # view 0 is the plain crop, view 1 an augmented one: different pixels, different teacher maps
+    assert not np.array_equal(cache["crops"][0], cache["crops"][1])
+    assert (tmp_path / "teacher_views_2.npz").is_file()
+    again = p.cached_teacher_views(ctx, None, sampler, 2)    # no teacher needed the second time
+    np.testing.assert_array_equal(again["teacher_heatmaps"], cache["teacher_heatmaps"])

@@ -119,6 +119,8 @@ class DistillConfig:
     kd_schedule: Literal["constant", "linear"] = "constant"   # alpha over training: constant, or linear to kd_end x alpha
     kd_end: float = 0.0
     unlabelled: bool = False                     # with a teacher: also train on person boxes without keypoints (GT weight 0)
+    teacher_views: int = 0                       # > 0 (SavedModel teacher): precompute the teacher on this many augmented
+                                                 # views per person once, then train from that cache (teacher cost paid once)
     dskd: DskdConfig = field(default_factory=DskdConfig)
     okdhp: OkdhpConfig = field(default_factory=OkdhpConfig)
     student: ModelConfig = field(default_factory=ModelConfig)

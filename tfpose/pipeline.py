@@ -107,7 +107,13 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
                                     ctx.cfg.data.padding, ctx.cfg.data.augment, ctx.images)
         print(f"    + {len(extra)} unlabelled person boxes (teacher targets only)")
     batch = train_cfg.batch_size
-    if isinstance(teacher, SavedModelTeacher):
+    if isinstance(teacher, SavedModelTeacher) and distill_cfg is not None and distill_cfg.teacher_views > 0:
+        cache = cached_teacher_views(ctx, teacher, train_sampler, distill_cfg.teacher_views)
+        train_ds = _cached_dataset(cache, batch, ctx.cfg.seed)
+        val_ds = build_teacher_view_dataset(TeacherViewSampler(val_sampler, teacher.input_size), batch,
+                                            training=False)
+        steps = train_cfg.steps_per_epoch or max(1, len(cache["crops"]) // batch)
+    elif isinstance(teacher, SavedModelTeacher):
         train_ds = build_teacher_view_dataset(TeacherViewSampler(train_sampler, teacher.input_size), batch,
                                               training=True, seed=ctx.cfg.seed)
         val_ds = build_teacher_view_dataset(TeacherViewSampler(val_sampler, teacher.input_size), batch,
@@ -115,7 +121,8 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     else:
         train_ds = build_dataset(train_sampler, batch, training=True, seed=ctx.cfg.seed)
         val_ds = build_dataset(val_sampler, batch, training=False)
-    steps = train_cfg.steps_per_epoch or max(1, len(train_sampler) // batch)
+    if not (isinstance(teacher, SavedModelTeacher) and distill_cfg is not None and distill_cfg.teacher_views > 0):
+        steps = train_cfg.steps_per_epoch or max(1, len(train_sampler) // batch)
     strategy = make_strategy(train_cfg.strategy)
     with strategy.scope():
         if callable(student) and not hasattr(student, "layers"):
@@ -135,6 +142,53 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps,
         evaluate_ap=lambda model: evaluate_keras(ctx, model, f"{run_name} val")["AP"])
     return distiller.student
+
+
+def cached_teacher_views(ctx: Context, teacher, sampler, views: int) -> dict[str, np.ndarray]:
+    """Teacher heatmaps for ``views`` augmented views of every training person, computed once.
+
+    View 0 is the plain crop, the others seeded draws of the training augmentation. Returns crops (N, H, W, 3)
+    uint8, heatmaps (N, h, w, K), weights (N, K) and teacher_heatmaps (N, h, w, K) float16; kept in the run
+    folder so a resumed run does not pay for the teacher again.
+    """
+    from tfpose.artifacts import atomic_path
+    from tfpose.distill.teachers import TeacherViewSampler
+
+    path = ctx.out / f"teacher_views_{views}.npz"
+    if path.is_file():
+        print(f"    reusing {path}")
+        return dict(np.load(path))
+    view_sampler = TeacherViewSampler(sampler, teacher.input_size)
+    crops, heatmaps, weights, teacher_maps = [], [], [], []
+    started = time.perf_counter()
+    for i in range(len(view_sampler)):
+        samples = [view_sampler.sample(i, None if v == 0 else ctx.cfg.seed * 100_003 + 1000 * i + v)
+                   for v in range(views)]
+        crops += [s.crop.astype(np.uint8) for s, _ in samples]
+        heatmaps += [s.heatmaps.astype(np.float16) for s, _ in samples]
+        weights += [s.weights for s, _ in samples]
+        teacher_maps.append(teacher.precompute(np.stack([v for _, v in samples]).astype(np.float32)).astype(np.float16))
+        if (i + 1) % 10 == 0 or i + 1 == len(view_sampler):
+            print(f"\r    teacher views: {i + 1}/{len(view_sampler)} persons x {views} "
+                  f"({time.perf_counter() - started:.0f} s)", end="", flush=True)
+    print()
+    cache = {"crops": np.stack(crops), "heatmaps": np.stack(heatmaps), "weights": np.stack(weights),
+             "teacher_heatmaps": np.concatenate(teacher_maps)}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **cache)
+    return cache
+
+
+def _cached_dataset(cache: dict[str, np.ndarray], batch: int, seed: int):
+    from tfpose._keras import tf
+
+    targets = {"heatmaps": cache["heatmaps"], "weights": cache["weights"],
+               "teacher_heatmaps": cache["teacher_heatmaps"]}
+    ds = tf.data.Dataset.from_tensor_slices((cache["crops"], targets))
+    ds = ds.shuffle(len(cache["crops"]), seed=seed, reshuffle_each_iteration=True)
+    to_float = lambda x, t: (tf.cast(x, tf.float32), {k: tf.cast(v, tf.float32) for k, v in t.items()})
+    return ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=True).prefetch(2)
 
 
 def train_teacher(ctx: Context):
