@@ -86,3 +86,42 @@ def test_validation_ap_callback_logs_val_ap_and_early_stopping_restores_the_best
     assert history.history["val_AP"] == [0.5, 0.3, 0.2]          # stopped after 2 evaluations without a new best
     for a, b in zip(snapshots[0], student.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_an_interrupted_fit_resumes_at_its_last_completed_epoch(tmp_path):
+    from tfpose._keras import keras, tf
+    from tfpose.config import TrainConfig
+    from tfpose.distill.distiller import Distiller
+    from tfpose.models import build_model
+    from tfpose.train import fit
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, *TINY_INPUT[::-1], 3)).astype(np.float32)
+    y = {"heatmaps": rng.uniform(0, 1, (8, TINY_INPUT[1] // 4, TINY_INPUT[0] // 4, 17)).astype(np.float32),
+         "weights": np.ones((8, 17), np.float32)}
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4, drop_remainder=True)
+    cfg = TrainConfig(epochs=3, batch_size=4, schedule="constant")
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    def distiller():
+        keras.utils.set_random_seed(0)
+        return Distiller(build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT), None, alpha=0.0)
+
+    first = distiller()
+    original_fit = first.fit
+    first.fit = lambda *a, callbacks=(), **k: original_fit(*a, callbacks=[*callbacks, Crash()], **k)
+    with pytest.raises(KeyboardInterrupt):
+        fit(first, ds, None, cfg, tmp_path, 2)
+    after_two_epochs = [w.copy() for w in first.student.get_weights()]
+
+    second = distiller()
+    history = fit(second, ds, None, cfg, tmp_path, 2)
+    assert len(history.history["loss"]) == 1                  # only the third epoch ran again
+    assert int(second.optimizer.iterations.numpy()) == 6      # 2 steps x 3 epochs: the optimizer state came back
+    assert not all(np.array_equal(a, b) for a, b in zip(after_two_epochs, second.student.get_weights()))
+    assert not list((tmp_path / "backup").rglob("*ckpt*"))    # the checkpoint is deleted once training finished
