@@ -85,6 +85,30 @@ class HeatmapAdapter(PoseAdapter):
         return self.codec.decode(self.model(crops))
 
 
+class KeypointAdapter(HeatmapAdapter):
+    """tfpose's in-graph decoding exports: the graph ends in keypoints (1, K, 2) in input pixels and scores (1, K),
+    float32, decoded as the metadata's codec says (argmax + quarter offset), so nothing is decoded here."""
+
+    family = "tfpose-keypoints"
+
+    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if crops.shape[1:3] != self.model.input.shape[1:3]:
+            raise InputError(f"crops of {crops.shape[1:3]} do not fit the model input {self.model.input.shape[1:3]}",
+                             path=self.path)
+        interpreter = self.model.interpreter
+        k = self.skeleton.num_keypoints
+        by_shape = {tuple(d["shape"]): d["index"] for d in interpreter.get_output_details()}
+        if (1, k, 2) not in by_shape or (1, k) not in by_shape:
+            raise InputError(f"expected outputs [1, {k}, 2] and [1, {k}], found {sorted(by_shape)}", path=self.path)
+        keypoints, scores = [], []
+        for crop in crops:
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], self.model.quantize_input(crop[None]))
+            interpreter.invoke()
+            keypoints.append(interpreter.get_tensor(by_shape[(1, k, 2)])[0])
+            scores.append(interpreter.get_tensor(by_shape[(1, k)])[0])
+        return np.stack(keypoints).astype(np.float32), np.stack(scores).astype(np.float32)
+
+
 class MoveNetAdapter(PoseAdapter):
     """Google's MoveNet SinglePose (Lightning 192 px, Thunder 256 px): int32 0..255 RGB square crops in,
     [1, 1, 17, 3] (y, x, score) out, y and x normalised to the crop with its edges at 0 and 1."""
@@ -109,7 +133,7 @@ class MoveNetAdapter(PoseAdapter):
         return keypoints.astype(np.float32), out[..., 2]
 
 
-ADAPTERS: tuple[type[PoseAdapter], ...] = (HeatmapAdapter, MoveNetAdapter)
+ADAPTERS: tuple[type[PoseAdapter], ...] = (HeatmapAdapter, KeypointAdapter, MoveNetAdapter)
 
 
 def load_adapter(path: str | Path, num_threads: int = 1, xnnpack: bool = True, runtime: str | None = None,

@@ -7,8 +7,8 @@ padding) in its metadata; peers (MoveNet) go through small adapters (tflite.adap
     tfpose-validate student.tflite movenet-lightning_fp32.tflite --annotations val.json --images val/ --out report/
 
 Install on a Raspberry Pi (Raspberry Pi OS, Python 3.11) or any aarch64/x86_64 Linux, from a checkout of this
-project: ``pip install ".[device]"`` (ai-edge-litert; on 32-bit Pi OS the same line picks tflite-runtime 2.14 and
-numpy < 2). Termux on Android: PyPI's manylinux wheels do not install against Android's C library, so take numpy,
+project: ``pip install ".[device]"`` (ai-edge-litert); on 32-bit Pi OS ``pip install ".[device32]"`` (tflite-runtime
+2.14 and numpy < 2). Termux on Android: PyPI's manylinux wheels do not install against Android's C library, so take numpy,
 OpenCV and a TFLite runtime from Termux packages first, then ``pip install --no-deps .`` (not tried here).
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tflite.adapters import HeatmapAdapter, PoseAdapter, load_adapter
+from tflite.adapters import HeatmapAdapter, KeypointAdapter, PoseAdapter, load_adapter
 from tflite.benchmark import benchmark, peak_rss_mb
 from tflite.benchmark import to_markdown as latency_markdown
 from tflite.runtime import TFLiteModel
@@ -36,10 +36,13 @@ from tfpose.skeleton import Skeleton
 from tfpose.visualize import contact_sheet, draw_skeleton, plot_accuracy_latency
 
 
-def parity(model: TFLiteModel, reference_file: Path, codec: HeatmapCodec, skeleton: Skeleton | None = None) -> dict:
+def parity(model: TFLiteModel, reference_file: Path, codec: HeatmapCodec, skeleton: Skeleton | None = None,
+           decoded=None) -> dict:
     """Agreement with the Keras model's heatmaps saved at export on the same crops.
 
     The reference .npz holds crops (M, H, W, 3) uint8, heatmaps (M, h, w, K) and weights (M, K) (labelled joints).
+    decoded: for an in-graph decoding model, its ``predict`` (crops -> keypoints, scores); joints are then compared
+    with the codec's decoding of the reference heatmaps, and there are no heatmaps to diff.
     """
     if not reference_file.is_file():
         raise InputError("reference outputs not found", path=reference_file)
@@ -50,19 +53,24 @@ def parity(model: TFLiteModel, reference_file: Path, codec: HeatmapCodec, skelet
     for key in ("crops", "heatmaps", "weights"):
         if key not in ref:
             raise InputError("missing array", path=reference_file, field=key)
-    ours = model(ref["crops"])
-    if ours.shape != ref["heatmaps"].shape:
-        raise InputError(f"model output {ours.shape[1:]} does not match the reference {ref['heatmaps'].shape[1:]}",
-                         path=reference_file, field="heatmaps")
-    diff = np.abs(ours - ref["heatmaps"])
-    kp_ours, score_ours = codec.decode(ours)
+    if decoded is not None:
+        kp_ours, score_ours = decoded(ref["crops"])
+        diff = None
+    else:
+        ours = model(ref["crops"])
+        if ours.shape != ref["heatmaps"].shape:
+            raise InputError(f"model output {ours.shape[1:]} does not match the reference "
+                             f"{ref['heatmaps'].shape[1:]}", path=reference_file, field="heatmaps")
+        diff = np.abs(ours - ref["heatmaps"])
+        kp_ours, score_ours = codec.decode(ours)
     kp_ref, score_ref = codec.decode(ref["heatmaps"])
     cells = np.linalg.norm(kp_ours - kp_ref, axis=-1) / codec.stride      # (M, K) joint shift in heatmap cells
     visible = ref["weights"] > 0
     within = np.where(visible, cells <= 1.0, False)
     per_joint = np.where(visible.sum(0) > 0, within.sum(0) / np.maximum(visible.sum(0), 1), np.nan)
     names = skeleton.keypoints if skeleton else [str(j) for j in range(len(per_joint))]
-    return {"crops": int(len(ours)), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+    return {"crops": int(len(kp_ours)), "max_abs_diff": None if diff is None else float(diff.max()),
+            "mean_abs_diff": None if diff is None else float(diff.mean()),
             "max_score_diff": float(np.abs(score_ours - score_ref).max()),
             "joints_within_1_cell": float(within.sum() / visible.sum()) if visible.any() else float("nan"),
             "mean_joint_shift_cells": float(cells[visible].mean()) if visible.any() else float("nan"),
@@ -117,7 +125,8 @@ def validate(model_path: str | Path, annotations: str | Path | None = None, imag
     if isinstance(primary, HeatmapAdapter):
         ref = Path(reference) if reference else primary.path.with_suffix(".reference.npz")
         if reference or ref.is_file():
-            parity_report = parity(primary.model, ref, primary.codec, primary.skeleton)
+            decoded = primary.predict if isinstance(primary, KeypointAdapter) else None
+            parity_report = parity(primary.model, ref, primary.codec, primary.skeleton, decoded)
     elif reference:
         raise InputError("parity needs a tfpose export (its reference outputs and codec)", path=primary.path)
 
@@ -264,8 +273,10 @@ def to_markdown(report: dict) -> str:
         lines += ["## Parity with the Keras model", "",
                   f"- joints within one heatmap cell: {100 * p['joints_within_1_cell']:.1f} % of {p['crops']} crops "
                   f"(worst joint: {worst[1]}, {100 * worst[0]:.0f} %); "
-                  f"mean shift {p['mean_joint_shift_cells']:.2f} cells",
-                  f"- heatmap |diff|: max {p['max_abs_diff']:.4f}, mean {p['mean_abs_diff']:.4f}", ""]
+                  f"mean shift {p['mean_joint_shift_cells']:.2f} cells"]
+        if p["max_abs_diff"] is not None:
+            lines.append(f"- heatmap |diff|: max {p['max_abs_diff']:.4f}, mean {p['mean_abs_diff']:.4f}")
+        lines.append("")
     if report["latency"]:
         lines += ["## Latency (median of timed runs after warm-up; one crop per run)", "",
                   latency_markdown(report["latency"])]

@@ -129,11 +129,18 @@ class DistillConfig:
 
 @dataclass
 class ExportConfig:
-    quant: Literal["int8", "float16", "dynamic", "float32"] = "int8"
+    quant: Literal["int8", "qat-int8", "float16", "dynamic", "float32"] = "int8"   # qat-int8: QAT, then int8
     input_type: Literal["uint8", "int8", "float32"] = "uint8"
     output_type: Literal["int8", "uint8", "float32"] = "int8"
     calibration_samples: int = 128
     reference_samples: int = 32
+    decode: Literal["heatmaps", "keypoints"] = "heatmaps"   # keypoints: argmax + quarter offset inside the graph
+    float_layers: int = 0                        # int8: keep the N layers the sensitivity report blames most in float
+    prune_sparsity: float = 0.0                  # > 0: magnitude-prune to this sparsity (fine-tuned) before converting
+    prune_stem_and_head: bool = False            # also prune the stem and the final heatmap conv
+    finetune_steps: int = 300                    # pruning / QAT fine-tuning batches (teacher-guided when there is one)
+    finetune_batch_size: int = 16
+    finetune_learning_rate: float = 1e-4         # pruning; QAT uses a tenth of it
 
 
 @dataclass

@@ -282,19 +282,21 @@ def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str) -> dict:
     return metrics
 
 
-def export_student(ctx: Context, student) -> Path:
-    from tfpose.export import export_tflite
+def export_student(ctx: Context, student, teacher=None) -> Path:
+    """Prune / QAT-train the student if the export config asks (``teacher`` guiding), convert it, write the file."""
+    from tfpose.export import compress_student, export_name, export_tflite
 
     e = ctx.cfg.export
-    path = ctx.out / f"student_{e.quant}.tflite"
+    path = ctx.out / export_name(e)
     calib = ctx.sampler(ctx.train, augment=False)
     rng = np.random.default_rng(ctx.cfg.seed)
     calib_idx = rng.permutation(len(calib))[: e.calibration_samples]
     calibration = np.stack([calib.sample(int(i)).crop for i in calib_idx]).astype(np.float32)
     ref = ctx.sampler(ctx.val, augment=False)
     ref_samples = [ref.sample(i) for i in range(min(e.reference_samples, len(ref)))]
+    student, notes = compress_student(ctx, student, teacher)
     export_tflite(student, path, ctx.codec, ctx.skeleton, ctx.cfg.data.padding, e, calibration,
-                  np.stack([s.crop for s in ref_samples]), np.stack([s.weights for s in ref_samples]))
+                  np.stack([s.crop for s in ref_samples]), np.stack([s.weights for s in ref_samples]), notes)
     print(f"    {path.name}: {path.stat().st_size / 1024:.0f} KiB ({len(calibration)} calibration crops)")
     return path
 

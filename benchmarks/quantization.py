@@ -1,0 +1,235 @@
+"""Quantization and pruning of one student on real photos: float32, float16, dynamic-range, PTQ int8, QAT int8,
+50 %-sparse (+ int8), selective int8 and the in-graph decoding variant, side by side.
+
+    python benchmarks/quantization.py --student runs/default/student.keras --write
+
+Data: the real photos of ../shared/data/coco-mini-train, ``load_coco(...).split(0.3, seed=0)``: calibration crops
+(128, unaugmented) and fine-tuning batches come from the training side, scores from the val side's labelled
+ground-truth boxes (OKS AP with its image-bootstrap 95 % interval, PCK@0.2; ``tfpose.evaluation``). Agreement: the
+share of labelled val joints whose keypoint lies within one heatmap cell of the float Keras student's. Pruning and
+QAT fine-tune through the Distiller; with ``--teacher-views`` (the pipeline's cached MoveNet Thunder heatmaps,
+``teacher_views_N.npz``) the teacher guides (alpha 0.5), otherwise ground truth alone. Size: the .tflite with its
+metadata; zip: its deflate size. Latency: ai-edge-litert, XNNPACK, 1 thread, batch 1, in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))   # run from a checkout without installing
+
+SHARED = Path(os.environ.get("TFPOSE_SHARED", ROOT.parent / "shared"))
+BEGIN, END = "<!-- section:quant -->", "<!-- /section:quant -->"
+
+
+def finetune_data(args, train, codec, batch: int):
+    """(dataset, teacher stand-in or None): cached teacher views when given, else augmented GT crops."""
+    from tfpose._keras import tf
+    from tfpose.config import AugmentConfig
+    from tfpose.data.pipeline import build_dataset
+    from tfpose.data.samples import CropSampler
+    from tfpose.skeleton import COCO17
+
+    if args.teacher_views and Path(args.teacher_views).is_file():
+        cache = np.load(args.teacher_views)
+        if cache["crops"].shape[1:3] == (codec.input_size[1], codec.input_size[0]):
+            targets = {"heatmaps": cache["heatmaps"], "weights": cache["weights"],
+                       "teacher_heatmaps": cache["teacher_heatmaps"]}
+            ds = tf.data.Dataset.from_tensor_slices((cache["crops"], targets)).shuffle(4096, seed=0)
+            cast = lambda x, t: (tf.cast(x, tf.float32), {k: tf.cast(v, tf.float32) for k, v in t.items()})
+            print(f"fine-tuning on {len(cache['crops'])} cached teacher views", flush=True)
+            return ds.map(cast).batch(batch, drop_remainder=True).prefetch(2), _Precomputed()
+    sampler = CropSampler(train.labelled(), codec, COCO17.flip_index, 1.25, AugmentConfig(colour=0.0))
+    print("fine-tuning on ground truth only", flush=True)
+    return build_dataset(sampler, batch, training=True, seed=0), None
+
+
+class _Precomputed:
+    """Stands for the teacher in the Distiller: its heatmaps arrive precomputed in the targets."""
+
+    def __call__(self, *a, **k):
+        raise RuntimeError("teacher heatmaps are precomputed")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--student", default="runs/default/student.keras", help="float Keras student")
+    parser.add_argument("--teacher-views", default="runs/default/teacher_views_32.npz",
+                        help="cached teacher heatmaps for fine-tuning (ignored if absent or of another size)")
+    parser.add_argument("--steps", type=int, default=200, help="fine-tuning batches for pruning and for QAT")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--sparsity", type=float, default=0.5)
+    parser.add_argument("--calibration", type=int, default=128)
+    parser.add_argument("--float-layers", type=int, default=3, help="selective int8: layers kept float")
+    parser.add_argument("--runs", type=int, default=50, help="timed latency runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs/quant")
+    parser.add_argument("--write", action="store_true", help="rewrite the quant section of BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    from tflite.adapters import load_adapter
+    from tflite.benchmark import benchmark
+    from tfpose._keras import keras
+    from tfpose.codec import HeatmapCodec
+    from tfpose.config import ExportConfig
+    from tfpose.data.coco import load_coco
+    from tfpose.data.samples import CropSampler
+    from tfpose.evaluation import predict_keypoints, predict_persons, score_predictions
+    from tfpose.export import export_tflite
+    from tfpose.pipeline import load_keras
+    from tfpose.prune import compressed_size, prune
+    from tfpose.quantize import quantization_aware_training, sensitivity_markdown, sensitivity_report
+    from tfpose.skeleton import COCO17
+
+    t0 = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = SHARED / "data/coco-mini-train"
+    train, val = load_coco(data / "annotations/person_keypoints_train2017.json", data / "train2017").split(0.3, 0)
+    student = load_keras(Path(args.student))
+    h, w = student.input_shape[1:3]
+    codec = HeatmapCodec((w, h), 4, 2.0, "dark")
+    persons = val.labelled()
+    visible = np.stack([p.visibility > 0 for p in persons])
+    sampler = CropSampler(train.labelled(), codec, COCO17.flip_index, 1.25)
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(sampler))[: args.calibration]
+    calibration = np.stack([sampler.sample(int(i)).crop for i in idx]).astype(np.float32)
+    val_sampler = CropSampler(persons, codec, COCO17.flip_index, 1.25)
+    ref = [val_sampler.sample(i) for i in range(len(val_sampler))]
+    ref_crops, ref_weights = np.stack([s.crop for s in ref]), np.stack([s.weights for s in ref])
+    print(f"student {Path(args.student)} ({student.count_params() / 1e6:.2f} M, {w}x{h}); calibration "
+          f"{len(calibration)} train crops; val {len(persons)} persons", flush=True)
+
+    float_preds = predict_persons(lambda c: student.predict_on_batch(c.astype(np.float32)), persons, codec)
+    float_crops = float_preds.in_crops()
+    rows, notes = [], {}
+
+    def score(name, preds, path=None, extra=""):
+        m = score_predictions(preds, val, COCO17)
+        cells = np.linalg.norm(preds.in_crops() - float_crops, axis=-1) / codec.stride
+        row = {"variant": name, "AP": m["AP"], "AP_ci95": m["AP_ci95"], "PCK@0.2": m["PCK@0.2"],
+               "agreement": float((cells[visible] <= 1.0).mean()), "note": extra}
+        if path is not None:
+            data_bytes = Path(path).read_bytes()
+            lat = benchmark(path, preds.crops[0], threads=(1,), xnnpack=(True,), warmup=5, runs=args.runs)[0]
+            row.update(size_kib=len(data_bytes) / 1024, zip_kib=compressed_size(data_bytes) / 1024,
+                       latency_ms=lat["median_ms"], delegate=lat["delegate"])
+        rows.append(row)
+        print(f"  {name}: AP {row['AP']:.3f} PCK {row['PCK@0.2']:.3f} agree {row['agreement']:.3f} "
+              f"size {row.get('size_kib', 0):.0f} KiB zip {row.get('zip_kib', 0):.0f} KiB "
+              f"{row.get('latency_ms', 0):.2f} ms  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        return row
+
+    def export(name, model, **cfg):
+        path = args.out / f"{name}.tflite"
+        export_tflite(model, path, codec, COCO17, 1.25, ExportConfig(**cfg), calibration, ref_crops, ref_weights)
+        adapter = load_adapter(path)
+        return path, predict_keypoints(adapter.predict, persons, adapter.input_size, adapter.padding)
+
+    score("float32 Keras", float_preds)
+    for name, cfg in (("float32", dict(quant="float32", input_type="float32", output_type="float32")),
+                      ("float16", dict(quant="float16")), ("dynamic", dict(quant="dynamic")),
+                      ("PTQ int8", dict(quant="int8")),
+                      (f"PTQ int8, {args.float_layers} worst layers float", dict(quant="int8",
+                                                                                  float_layers=args.float_layers)),
+                      ("PTQ int8, in-graph decoding", dict(quant="int8", decode="keypoints"))):
+        path, preds = export(name.replace(" ", "_").replace(",", ""), student, **cfg)
+        extra = "quarter-offset refinement in the graph (others: DARK)" if "decoding" in name else ""
+        score(name, preds, path, extra)
+
+    sens = sensitivity_report(student, calibration[:32])
+    notes["sensitivity"] = sensitivity_markdown(sens, 5)
+
+    data_ds, teacher = finetune_data(args, train, codec, args.batch)
+    keras.utils.set_random_seed(0)
+    t = time.perf_counter()
+    qat = quantization_aware_training(student, data_ds, args.steps, teacher, 0.5, 1e-5)
+    notes["qat_s"] = time.perf_counter() - t
+    path, preds = export("QAT_int8", qat, quant="qat-int8")
+    score("QAT int8", preds, path, f"{args.steps} QAT steps")
+
+    keras.utils.set_random_seed(0)
+    t = time.perf_counter()
+    pruned = prune(student, args.sparsity, data_ds, args.steps, teacher, 0.5, 1e-4)
+    notes["prune_s"] = time.perf_counter() - t
+    notes["prune_sparsity"] = pruned.sparsity
+    pct = round(100 * args.sparsity)
+    score(f"pruned {pct} % float (Keras)", predict_persons(
+        lambda c: pruned.model.predict_on_batch(c.astype(np.float32)), persons, codec),
+        extra=f"{pruned.sparsity:.3f} sparsity over {len(pruned.layers)} layers, {args.steps} steps")
+    path, preds = export(f"pruned{pct}_PTQ_int8", pruned.model, quant="int8")
+    score(f"pruned {pct} % + PTQ int8", preds, path)
+    keras.utils.set_random_seed(0)
+    pqat = quantization_aware_training(pruned.model, data_ds, max(1, args.steps // 2), teacher, 0.5, 1e-5,
+                                       preserve_sparsity=True)
+    path, preds = export(f"pruned{pct}_QAT_int8", pqat, quant="qat-int8")
+    score(f"pruned {pct} % + prune-preserving QAT int8", preds, path, f"{max(1, args.steps // 2)} QAT steps")
+
+    total = time.perf_counter() - t0
+    result = {"student": str(args.student), "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+              "total_s": total, "notes": notes, "val_persons": len(persons), "visible_joints": int(visible.sum())}
+    (args.out / "results.json").write_text(json.dumps(result, indent=1))
+    text = section(result, args)
+    print(text)
+    if args.write:
+        write_section(ROOT / "BENCHMARKS.md", text)
+        print("wrote the quant section of BENCHMARKS.md")
+    return 0
+
+
+def section(result: dict, args) -> str:
+    rows = {r["variant"]: r for r in result["rows"]}
+    lines = ["## Quantization and pruning (issue 5)", "",
+             f"    python benchmarks/quantization.py --student {result['student']} --steps {args.steps} --write", "",
+             f"Student: `{result['student']}`. Val: {result['val_persons']} labelled persons "
+             f"({result['visible_joints']} labelled joints) of the coco-mini-train split (0.3, seed 0); "
+             f"{args.calibration} calibration crops from the train side. Agreement: labelled joints within one "
+             "heatmap cell of the float Keras student. Latency: ai-edge-litert + XNNPACK, 1 thread, median of "
+             f"{args.runs} runs (2-core CPU shared with other jobs: compare within this table only).", "",
+             "| variant | OKS AP | AP 95 % CI | PCK@0.2 | agreement | size KiB | zip KiB | 1-thread ms | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        size = f"{r['size_kib']:.0f} | {r['zip_kib']:.0f} | {r['latency_ms']:.2f}" if "size_kib" in r else "- | - | -"
+        lines.append(f"| {r['variant']} | {r['AP']:.3f} | {r['AP_ci95'][0]:.3f}-{r['AP_ci95'][1]:.3f} | "
+                     f"{r['PCK@0.2']:.3f} | {100 * r['agreement']:.1f} % | {size} | {r['note']} |")
+    base = rows["float32 Keras"]
+    ptq, qat = rows["PTQ int8"], rows["QAT int8"]
+    pct = round(100 * args.sparsity)
+    sparse = rows[f"pruned {pct} % + PTQ int8"]
+    lines += ["", "Done-when checks:", ""]
+    for name, r in (("PTQ int8", ptq), ("QAT int8", qat)):
+        loss = 100 * (base["AP"] - r["AP"])
+        ok = r["agreement"] >= 0.95 and loss <= 1.0
+        lines.append(f"- {name}: agreement {100 * r['agreement']:.1f} % (target >= 95 %), AP loss {loss:.1f} points "
+                     f"(target <= 1.0): {'met' if ok else 'not met'}")
+    ratio = sparse["zip_kib"] / ptq["zip_kib"]
+    loss = 100 * (base["AP"] - sparse["AP"])
+    lines.append(f"- {pct} %-sparse int8: zip {ratio:.2f}x the dense int8's (target <= 0.65x), AP loss "
+                 f"{loss:.1f} points (target <= 2): {'met' if ratio <= 0.65 and loss <= 2 else 'not met'}")
+    n = result["notes"]
+    lines += ["", f"Pruning reached {n['prune_sparsity']:.3f} sparsity over the pruned kernels (stem and final heatmap "
+              f"conv dense) in {n['prune_s']:.0f} s of fine-tuning; QAT fine-tuning took {n['qat_s']:.0f} s. "
+              f"Whole run {result['total_s'] / 60:.0f} min.", "",
+              "Layers that lose most under int8 (TFLite QuantizationDebugger, RMSE of the int8 output against float "
+              "in int8 steps; ~0.29 is rounding alone):", "", n["sensitivity"]]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace what lies between the quant markers of BENCHMARKS.md (append the section the first time)."""
+    doc = path.read_text()
+    if BEGIN not in doc:
+        doc = doc.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    path.write_text(doc[:start] + "\n" + text.strip() + "\n" + doc[end:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Quantization-aware training (tfmot) and the per-layer int8 sensitivity report.
+
+QAT: ``quantize_aware`` annotates every layer - tfmot's registry covers Conv2D, Conv2DTranspose, DepthwiseConv2D,
+BatchNormalization, UpSampling2D (resize), pooling, Add, Concatenate; the project's layers get a QuantizeConfig
+here (``LAYER_CONFIGS``) - and applies the 8-bit scheme, or the prune-preserving one so that a pruned student keeps
+its zeros. tfmot does not fold BatchNorm into convs during QAT, so QAT is measured against PTQ, never assumed better.
+
+Sensitivity: ``sensitivity_report`` converts to int8 once with TFLite's QuantizationDebugger and ranks the layers by
+their int8 output error in units of the int8 step; ``convert(float_nodes=...)`` keeps the worst ones float.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+
+from tfpose._keras import keras, tf
+from tfpose.finetune import copy_model, finetune
+from tfpose.models.blocks import PixelShuffle
+
+QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
+
+
+@keras.utils.register_keras_serializable(package="tfpose")
+class NoOpQuantizeConfig(QuantizeConfig):
+    """Nothing to quantize: depth_to_space only moves values, so its output keeps its input's int8 scale."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {}
+
+
+@keras.utils.register_keras_serializable(package="tfpose")
+class OutputQuantizeConfig(NoOpQuantizeConfig):
+    """The output alone: a weightless affine layer (Rescaling, the in-graph normalisation) whose output range the
+    int8 graph needs."""
+
+    def get_output_quantizers(self, layer):
+        return [tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+            num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+
+LAYER_CONFIGS: dict[type, type[QuantizeConfig]] = {
+    PixelShuffle: NoOpQuantizeConfig,
+    # int8 AVERAGE_POOL_2D must keep its input's scale; tfmot's own config gives its output a quantizer of its own
+    keras.layers.AveragePooling2D: NoOpQuantizeConfig,
+    keras.layers.Rescaling: OutputQuantizeConfig,
+}
+
+
+def quantize_aware(model: keras.Model, preserve_sparsity: bool = False) -> keras.Model:
+    """A QAT copy of ``model`` (fake-quant wrappers; weights copied, ``model`` untouched).
+
+    preserve_sparsity: tfmot's Default8BitPrunePreserveQuantizeScheme, which keeps a pruned model's zeros in Conv2D
+    kernels (plain QAT would fill them in while training).
+    """
+    q = tfmot.quantization.keras
+    annotate = lambda layer: q.quantize_annotate_layer(layer, _config(layer))   # noqa: E731
+    annotated = keras.models.clone_model(copy_model(model), clone_function=annotate)
+    scheme = (tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme() if preserve_sparsity
+              else q.default_8bit.Default8BitQuantizeScheme())
+    with q.quantize_scope(custom_objects()):
+        return q.quantize_apply(annotated, scheme)
+
+
+def _config(layer) -> QuantizeConfig | None:
+    for cls, config in LAYER_CONFIGS.items():
+        if type(layer) is cls:
+            return config()
+    return None
+
+
+def custom_objects() -> dict:
+    """What loading a saved QAT model needs, inside ``tfmot.quantization.keras.quantize_scope``."""
+    return {"PixelShuffle": PixelShuffle, "NoOpQuantizeConfig": NoOpQuantizeConfig,
+            "OutputQuantizeConfig": OutputQuantizeConfig}
+
+
+def quantization_aware_training(student: keras.Model, data: tf.data.Dataset, steps: int, teacher=None,
+                                alpha: float = 0.5, learning_rate: float = 1e-5,
+                                preserve_sparsity: bool = False) -> keras.Model:
+    """QAT copy of ``student`` fine-tuned ``steps`` batches through the Distiller. At least one step is needed:
+    a QAT model converted untrained keeps float ops."""
+    if steps < 1:
+        raise ValueError("quantization-aware training needs at least one fine-tuning step")
+    return finetune(quantize_aware(student, preserve_sparsity), data, steps, teacher, alpha, learning_rate)
+
+
+def sensitivity_report(model: keras.Model, calibration: np.ndarray) -> list[dict]:
+    """Every quantized op of ``model``'s int8 conversion, worst first: the Keras layer it comes from, the op, its
+    output tensor (what ``convert(float_nodes=...)`` takes) and the RMSE of its int8 output against float, in
+    int8 steps (``rmse_per_step``; about 0.29 is rounding alone) and absolute. Ops that only move values
+    (concatenation, pooling, depth_to_space) are left out: their error is their input's."""
+    from tflite.convert import quantization_errors
+
+    movers = {"CONCATENATION", "MAX_POOL_2D", "AVERAGE_POOL_2D", "DEPTH_TO_SPACE", "RESHAPE", "QUANTIZE",
+              "DEQUANTIZE"}
+    rows = [{**r, "layer": _layer_name(r["tensor"], model)} for r in quantization_errors(model, calibration)
+            if r["op"] not in movers]
+    return sorted(rows, key=lambda r: -r["rmse_per_step"])
+
+
+def _layer_name(tensor: str, model) -> str:
+    """'peleenet_duc/stem1_relu/Relu;peleenet_duc/stem1_conv/Conv2D' -> 'stem1_conv' (the last fused layer named);
+    the graph output's tensor is named after the traced function, so it maps to the output layer."""
+    parts = [p.split("/") for p in tensor.split(";")]
+    names = [p[1] for p in parts if len(p) > 2 and p[0] == model.name]
+    if names:
+        return names[-1]
+    return model.layers[-1].name if tensor.startswith("StatefulPartitionedCall") else tensor
+
+
+def sensitivity_markdown(rows: list[dict], top: int = 10) -> str:
+    lines = ["| layer | op | RMSE / int8 step | RMSE |", "|---|---|---|---|"]
+    lines += [f"| {r['layer']} | {r['op']} | {r['rmse_per_step']:.2f} | {r['rmse']:.2e} |" for r in rows[:top]]
+    return "\n".join(lines) + "\n"
