@@ -52,21 +52,39 @@ def cmd_distill(args) -> None:
 
 def cmd_export(args) -> None:
     from tfpose import pipeline as p
+    from tfpose.errors import InputError
     from tfpose.export import write_android_assets
 
+    flags = {"quant": args.quant, "prune_sparsity": args.prune_sparsity, "decode": args.decode,
+             "float_layers": args.float_layers, "finetune_steps": args.finetune_steps}
+    args.overrides = [*args.overrides, *(f"export.{k}={v}" for k, v in flags.items() if v is not None)]
     ctx = p.make_context(_config(args), args.out)
-    p.load_data(ctx)
+    readme = None
+    if args.android_readme:
+        if not Path(args.android_readme).is_file():
+            raise InputError("README file not found", path=args.android_readme)
+        readme = Path(args.android_readme).read_text()
     student = p.load_keras(Path(args.model))
-    path = p.export_student(ctx, student)
+    p.load_data(ctx)
+    path = p.export_student(ctx, student, _export_teacher(ctx, args.teacher, p))
+    print(f"    wrote {path}")
     if args.android_assets:
-        readme = Path(args.android_readme).read_text() if args.android_readme else _default_asset_readme(path)
         write_android_assets(path, args.android_assets, readme)
         print(f"    wrote {args.android_assets}")
 
 
-def _default_asset_readme(path: Path) -> str:
-    return (f"# {path.name}\n\nExported by `tfpose export`. Input: raw RGB pixels of a person crop (see metadata.json "
-            "for size and type); output: one heatmap per keypoint in labels.txt order.\n")
+def _export_teacher(ctx, path, p):
+    """The teacher that guides pruning / QAT fine-tuning: ``--teacher``, else the config's Keras or SavedModel
+    teacher, else a trained teacher.keras in the run folder; None (ground truth alone) otherwise."""
+    e, t = ctx.cfg.export, ctx.cfg.teacher
+    if e.prune_sparsity <= 0 and e.quant != "qat-int8":
+        return None
+    if path:
+        return p.load_keras(Path(path))
+    if t.source in ("keras", "savedmodel"):
+        return p.train_teacher(ctx)      # loads it; trains nothing for these sources
+    trained = ctx.out / "teacher.keras"
+    return p.load_keras(trained) if t.source == "train" and trained.is_file() else None
 
 
 def cmd_models(args) -> None:
@@ -99,6 +117,24 @@ def cmd_models(args) -> None:
               f"{macs / 1e9:7.2f} {2 * macs / 1e9:7.2f}  {cited:18s}  {spec.summary}")
 
 
+def cmd_predict(args) -> None:
+    from tfpose.predict import predict, summary_line
+
+    result = predict(args.source, args.model, args.out, args.detections, args.detector, args.smooth,
+                     args.det_min_score, args.padding, args.threshold, args.threads, not args.no_overlays)
+    print(summary_line(result, args.out))
+
+
+def cmd_train_dkd(args) -> None:
+    from tfpose.distill.dkd import DkdRunConfig, train_and_export
+
+    cfg = DkdRunConfig(teacher=args.teacher, input_size=tuple(args.input_size), sequences=args.sequences,
+                       frames=args.frames, steps=args.steps, batch_size=args.batch_size,
+                       adversarial_weight=args.adversarial_weight, seed=args.seed)
+    report = train_and_export(cfg, args.out)
+    print(report["summary"])
+
+
 def cmd_validate(args) -> int:
     from tflite.validate import main as validate_main
 
@@ -123,11 +159,45 @@ def main(argv=None) -> int:
     with_config("distill", cmd_distill, "distil the student from the teacher")
     exp = with_config("export", cmd_export, "convert a Keras student to .tflite with metadata")
     exp.add_argument("--model", required=True, help="student .keras file")
+    exp.add_argument("--quant", choices=("int8", "qat-int8", "float16", "dynamic", "float32"),
+                     help="post-training int8 (default), quantization-aware int8, float16, dynamic-range, float32")
+    exp.add_argument("--prune-sparsity", type=float, help="magnitude-prune to this sparsity first (fine-tuned)")
+    exp.add_argument("--decode", choices=("heatmaps", "keypoints"),
+                     help="keypoints: argmax + quarter-offset decoding inside the graph")
+    exp.add_argument("--float-layers", type=int, help="int8: keep the N most quantization-sensitive layers float")
+    exp.add_argument("--finetune-steps", type=int, help="pruning / QAT fine-tuning batches")
+    exp.add_argument("--teacher", help="Keras teacher guiding pruning / QAT (default: the config's teacher)")
     exp.add_argument("--android-assets", help="also write this Android assets folder")
-    exp.add_argument("--android-readme", help="README text for the assets folder")
+    exp.add_argument("--android-readme", help="README text for the assets folder (default: from the metadata)")
     models = sub.add_parser("models", help="list registered models with parameters and FLOPs")
     models.add_argument("--input-size", metavar="WxH", help="one input size for every model (default: each paper's)")
     models.set_defaults(fn=cmd_models)
+    pred = sub.add_parser("predict", help="poses on an image, a folder of images or a video (writes overlays + JSON)")
+    pred.add_argument("source", help="an image, a folder of images, or a video file (.mp4, ...)")
+    pred.add_argument("--model", required=True, help="a tfpose .tflite (runs without TensorFlow) or a Keras .keras")
+    pred.add_argument("--out", default="runs/predict", help="folder for keypoints.json and the overlays")
+    pred.add_argument("--detections", help="COCO detection results JSON giving the person boxes per frame")
+    pred.add_argument("--detector", choices=("auto", "hog", "frame"), default="auto",
+                      help="without --detections: OpenCV's HOG people detector (auto: where OpenCV has it), "
+                           "or the whole frame as one person")
+    pred.add_argument("--det-min-score", type=float, default=0.0, help="drop detections below this score")
+    pred.add_argument("--smooth", choices=("none", "one-euro"), default="none", help="temporal smoothing per track")
+    pred.add_argument("--padding", type=float, help="box padding (default: the model's metadata, else 1.25)")
+    pred.add_argument("--threshold", type=float, default=0.2, help="joints scoring under this are not drawn")
+    pred.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
+    pred.add_argument("--no-overlays", action="store_true", help="write the JSON only")
+    pred.set_defaults(fn=cmd_predict)
+    dkd = sub.add_parser("train-dkd", help="Dynamic Kernel Distillation on synthetic sequences, export to TFLite")
+    dkd.add_argument("--teacher", required=True, help="Keras heatmap model that gives the first frame's pose")
+    dkd.add_argument("--out", default="runs/dkd", help="folder for the models, .tflite files and report")
+    dkd.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), default=(96, 128))
+    dkd.add_argument("--sequences", type=int, default=160, help="synthetic training sequences")
+    dkd.add_argument("--frames", type=int, default=6, help="frames per training sequence")
+    dkd.add_argument("--steps", type=int, default=400, help="training steps")
+    dkd.add_argument("--batch-size", type=int, default=8)
+    dkd.add_argument("--adversarial-weight", type=float, default=0.001)
+    dkd.add_argument("--seed", type=int, default=0)
+    dkd.set_defaults(fn=cmd_train_dkd)
     val = sub.add_parser("validate", help="on-device validator (same as tfpose-validate)", add_help=False)
     val.add_argument("rest", nargs=argparse.REMAINDER)
     val.set_defaults(fn=cmd_validate)

@@ -1,0 +1,276 @@
+"""Video data (numpy + OpenCV only): frame sources for inference, and readers of frame sequences with per-frame
+pose annotations, every layout mapped to COCO-17.
+
+Readers:
+- ``load_video_coco``: COCO-style JSON with video ids - PoseTrack18 (its per-video files, 17 joints with
+  ``head_bottom``/``head_top`` where COCO has eyes) and mmpose's JHMDB (15 joints: neck, belly, head, ...).
+  Images are grouped by ``vid_id`` (or ``video_id``) and ordered by ``frame_id``; joints are mapped to COCO-17 by name,
+  so a layout whose names COCO lacks simply leaves those COCO joints unlabelled.
+- ``load_penn_action``: Penn Action's ``frames/<video>/NNNNNN.jpg`` + ``labels/<video>.mat`` (13 joints).
+
+Shape legend: K = 17 COCO joints; keypoints (K, 2) image pixels; visibility (K,) in {0, 1, 2}.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from tfpose.data.coco import Person
+from tfpose.errors import InputError
+from tfpose.skeleton import COCO17
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+# names other datasets use for a COCO joint; everything else maps by its own name (left_wrist, ...)
+_ALIASES = {"l_shoulder": "left_shoulder", "r_shoulder": "right_shoulder", "l_elbow": "left_elbow",
+            "r_elbow": "right_elbow", "l_wrist": "left_wrist", "r_wrist": "right_wrist", "l_hip": "left_hip",
+            "r_hip": "right_hip", "l_knee": "left_knee", "r_knee": "right_knee", "l_ankle": "left_ankle",
+            "r_ankle": "right_ankle"}
+PENN_ACTION_JOINTS = ("head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
+                      "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+POSETRACK18_JOINTS = ("nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+                      "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+                      "right_knee", "left_ankle", "right_ankle")
+
+
+def coco17_index(names) -> np.ndarray:
+    """(K_src,) index of each source joint in COCO-17, -1 where COCO has no such joint."""
+    coco = {n: i for i, n in enumerate(COCO17.keypoints)}
+    return np.array([coco.get(_ALIASES.get(n.lower(), n.lower()), -1) for n in names], np.int64)
+
+
+def to_coco17(keypoints: np.ndarray, visibility: np.ndarray, names) -> tuple[np.ndarray, np.ndarray]:
+    """(K_src, 2), (K_src,) in the source layout -> (17, 2), (17,) COCO-17; unmapped COCO joints unlabelled."""
+    index = coco17_index(names)
+    kp, vis = np.zeros((17, 2), np.float32), np.zeros(17, np.int64)
+    ok = index >= 0
+    kp[index[ok]] = keypoints[ok]
+    vis[index[ok]] = visibility[ok]
+    return kp, vis
+
+
+@dataclass(frozen=True)
+class TrackedPerson:
+    track_id: int
+    person: Person          # keypoints and visibility already in COCO-17
+
+
+@dataclass
+class VideoFrame:
+    index: int              # position in the video (0-based)
+    image_path: Path
+    labelled: bool
+    persons: list[TrackedPerson] = field(default_factory=list)
+
+
+@dataclass
+class VideoSequence:
+    name: str
+    frames: list[VideoFrame]
+    source_layout: tuple[str, ...]    # the file's own joint names, before mapping to COCO-17
+
+    def track(self, track_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """One person over the labelled frames: keypoints (T, 17, 2), visibility (T, 17); zeros where absent."""
+        kp, vis = np.zeros((len(self.frames), 17, 2), np.float32), np.zeros((len(self.frames), 17), np.int64)
+        for t, frame in enumerate(self.frames):
+            for p in frame.persons:
+                if p.track_id == track_id:
+                    kp[t], vis[t] = p.person.keypoints, p.person.visibility
+        return kp, vis
+
+    @property
+    def track_ids(self) -> list[int]:
+        return sorted({p.track_id for f in self.frames for p in f.persons})
+
+
+def load_video_coco(annotation_file: str | Path, image_root: str | Path) -> list[VideoSequence]:
+    """PoseTrack18 / JHMDB-style COCO JSON with video ids -> sequences in frame order, joints in COCO-17."""
+    annotation_file, image_root = Path(annotation_file), Path(image_root)
+    if not annotation_file.is_file():
+        raise InputError("annotation file not found", path=annotation_file)
+    try:
+        raw = json.loads(annotation_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid JSON ({e})", path=annotation_file) from None
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(raw, dict) or not isinstance(raw.get(key), list):
+            raise InputError("missing or not a list", path=annotation_file, field=key)
+    try:
+        names = tuple(raw["categories"][0]["keypoints"])
+    except (IndexError, KeyError, TypeError):
+        raise InputError("missing the joint names", path=annotation_file, field="categories[0].keypoints") from None
+    k = len(names)
+    videos: dict[str, list[tuple[int, dict]]] = {}
+    for i, im in enumerate(raw["images"]):
+        vid = im.get("vid_id", im.get("video_id")) if isinstance(im, dict) else None
+        if vid is None or "id" not in im or "file_name" not in im:
+            raise InputError("needs 'id', 'file_name' and 'vid_id'", path=annotation_file, field=f"images[{i}]")
+        videos.setdefault(str(vid), []).append((int(im.get("frame_id", im["id"])), im))
+    by_image: dict[int, list[dict]] = {}
+    for a in raw["annotations"]:
+        by_image.setdefault(int(a["image_id"]), []).append(a)
+    sequences = []
+    for vid, images in sorted(videos.items()):
+        frames = []
+        for index, (_, im) in enumerate(sorted(images, key=lambda p: p[0])):
+            persons = []
+            for j, a in enumerate(by_image.get(int(im["id"]), [])):
+                kps = a.get("keypoints") or []
+                if len(kps) != 3 * k:
+                    raise InputError(f"expected {3 * k} numbers, got {len(kps)}", path=annotation_file,
+                                     field=f"annotations[image_id={im['id']}].keypoints")
+                arr = np.asarray(kps, np.float32).reshape(k, 3)
+                # PoseTrack stores visibility as 0/1, JHMDB as 0/2: anything labelled counts as visible
+                kp, vis = to_coco17(arr[:, :2], np.where(arr[:, 2] > 0, 2, 0), names)
+                box = a.get("bbox") or _box_of(kp, vis)
+                person = Person(int(im["id"]), int(a.get("id", j)), image_root / im["file_name"],
+                                tuple(float(v) for v in box), kp, vis, float(box[2] * box[3]))
+                persons.append(TrackedPerson(int(a.get("track_id", j)), person))
+            frames.append(VideoFrame(index, image_root / im["file_name"], bool(im.get("is_labeled", True)), persons))
+        sequences.append(VideoSequence(vid, frames, names))
+    return sequences
+
+
+def load_penn_action(root: str | Path, video: str) -> VideoSequence:
+    """Penn Action: ``root/frames/<video>/*.jpg`` and ``root/labels/<video>.mat`` (x, y, visibility, bbox;
+    13 joints, one person). Needs scipy (a training-machine dependency) to read the .mat file."""
+    from scipy.io import loadmat
+
+    root = Path(root)
+    label_file = root / "labels" / f"{video}.mat"
+    if not label_file.is_file():
+        raise InputError("label file not found", path=label_file)
+    frame_paths = list_images(root / "frames" / video)
+    try:
+        mat = loadmat(label_file)
+        x, y, vis = (np.asarray(mat[key], np.float32) for key in ("x", "y", "visibility"))
+    except (KeyError, ValueError, OSError) as e:
+        raise InputError(f"not a Penn Action label file ({e})", path=label_file) from None
+    boxes = np.asarray(mat["bbox"], np.float32) if "bbox" in mat else None
+    if x.shape != (len(frame_paths), len(PENN_ACTION_JOINTS)):
+        raise InputError(f"x has shape {x.shape}, expected ({len(frame_paths)} frames, 13 joints)", path=label_file,
+                         field="x")
+    frames = []
+    for t, path in enumerate(frame_paths):
+        kp, v = to_coco17(np.stack([x[t], y[t]], -1), np.where(vis[t] > 0, 2, 0), PENN_ACTION_JOINTS)
+        if boxes is not None:   # Penn Action boxes are [x1, y1, x2, y2]
+            x1, y1, x2, y2 = boxes[t]
+            box = (float(x1), float(y1), float(x2 - x1), float(y2 - y1))
+        else:
+            box = _box_of(kp, v)
+        person = Person(t, t, path, box, kp, v, box[2] * box[3])
+        frames.append(VideoFrame(t, path, True, [TrackedPerson(0, person)]))
+    return VideoSequence(video, frames, PENN_ACTION_JOINTS)
+
+
+def _box_of(keypoints: np.ndarray, visibility: np.ndarray) -> tuple[float, float, float, float]:
+    """[x, y, w, h] around the labelled joints."""
+    pts = keypoints[visibility > 0]
+    if not len(pts):
+        return (0.0, 0.0, 0.0, 0.0)
+    lo, hi = pts.min(0), pts.max(0)
+    return (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+
+
+# -- frame sources for inference ---------------------------------------------------------------------------------
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files of ``folder`` in natural order (frame2 before frame10)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("folder not found", path=folder)
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder", path=folder)
+    return sorted(files, key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)])
+
+
+@dataclass
+class FrameSource:
+    """Frames of an image, a folder of images or a video file, read one at a time as (H, W, 3) uint8 RGB."""
+
+    path: Path
+    kind: str                   # "image", "folder" or "video"
+    files: list[Path]           # the image files; for a video, the video alone
+    fps: float = 30.0
+
+    def __iter__(self) -> Iterator[tuple[int, str, np.ndarray]]:
+        """(frame index, name, image) triples; a frame that cannot be decoded is an InputError naming it."""
+        if self.kind != "video":
+            from tfpose.data.coco import read_rgb
+
+            for i, f in enumerate(self.files):
+                yield i, f.name, read_rgb(f)
+            return
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            index = 0
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                yield index, f"{self.path.name}#{index}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                index += 1
+        finally:
+            capture.release()
+        if index == 0:
+            raise InputError("video has no decodable frames", path=self.path)
+
+
+def open_frames(path: str | Path) -> FrameSource:
+    """A FrameSource for an image, a folder of images or a video; a clear error for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("input not found", path=path)
+    if path.is_dir():
+        return FrameSource(path, "folder", list_images(path))
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return FrameSource(path, "image", [path])
+    if suffix in VIDEO_SUFFIXES:
+        capture = cv2.VideoCapture(str(path))
+        try:
+            if not capture.isOpened():
+                raise InputError("video cannot be opened (corrupt or an unsupported codec)", path=path)
+            fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        finally:
+            capture.release()
+        return FrameSource(path, "video", [path], float(fps) if fps > 0 else 30.0)
+    raise InputError(f"not an image ({', '.join(IMAGE_SUFFIXES)}), a video ({', '.join(VIDEO_SUFFIXES)}) or a folder",
+                     path=path)
+
+
+# -- crops of one tracked person ---------------------------------------------------------------------------------
+@dataclass
+class TrackCrops:
+    crops: np.ndarray         # (T, H, W, 3) uint8
+    heatmaps: np.ndarray      # (T, h, w, K) float32 targets
+    weights: np.ndarray       # (T, K) float32
+    keypoints: np.ndarray     # (T, K, 2) input pixels
+    matrix: np.ndarray        # (2, 3) image -> input pixels, the same for every frame
+
+
+def crop_track(frames: np.ndarray, keypoints: np.ndarray, visibility: np.ndarray, boxes: np.ndarray, codec,
+               padding: float = 1.25) -> TrackCrops:
+    """One person over T frames (T, H, W, 3), cropped by one box around all of its per-frame boxes (T, 4).
+
+    One crop region for the whole track keeps the camera still inside the crop, so the motion a tracker sees is
+    the person's, not the crop's.
+    """
+    from tfpose.data.transforms import apply_matrix, box_to_crop, crop_matrix, warp_image
+
+    boxes = np.asarray(boxes, np.float64)
+    lo = boxes[:, :2].min(0)
+    hi = (boxes[:, :2] + boxes[:, 2:]).max(0)
+    matrix = crop_matrix(box_to_crop([*lo, *(hi - lo)], codec.input_size, padding), codec.input_size)
+    crops = np.stack([warp_image(f, matrix, codec.input_size) for f in frames])
+    kp = apply_matrix(keypoints, matrix).astype(np.float32)
+    encoded = [codec.encode(kp[t], visibility[t]) for t in range(len(frames))]
+    return TrackCrops(crops, np.stack([e[0] for e in encoded]), np.stack([e[1] for e in encoded]), kp, matrix)
