@@ -136,3 +136,29 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
     assert (tmp_path / "teacher_views_2.npz").is_file()
     again = p.cached_teacher_views(ctx, None, sampler, 2)    # no teacher needed the second time
     np.testing.assert_array_equal(again["teacher_heatmaps"], cache["teacher_heatmaps"])
+
+
+def test_cached_views_are_redrawn_mirrored_with_left_and_right_swapped_or_as_they_are():
+    from tfpose import pipeline as p
+
+    k, h, w = 3, 4, 3
+    flip_index = np.array([0, 2, 1])             # joint 0 central, 1 and 2 a left/right pair
+    crop = np.arange(h * 4 * w * 4 * 3, dtype=np.uint8).reshape(1, h * 4, w * 4, 3)
+    maps = np.zeros((1, h, w, k), np.float16)
+    maps[0, 1, 0, 1] = 1.0                        # joint 1 in the left column
+    cache = {"crops": crop, "heatmaps": maps, "weights": np.array([[1, 1, 0]], np.float32),
+             "teacher_heatmaps": maps * 0.5}
+    kinds = set()
+    for x, t in p._cached_dataset(cache, 1, seed=0, flip_index=flip_index, colour=0.0).repeat(40):
+        x, hm, tm, wt = x.numpy()[0], t["heatmaps"].numpy()[0], t["teacher_heatmaps"].numpy()[0], t["weights"].numpy()[0]
+        if np.array_equal(x, crop[0]):
+            kinds.add("as is")
+            np.testing.assert_array_equal(hm, maps[0])
+            np.testing.assert_array_equal(wt, [1, 1, 0])
+        else:
+            kinds.add("mirrored")
+            np.testing.assert_array_equal(x, crop[0, :, ::-1])
+            assert hm[1, w - 1, 2] == 1.0 and hm.sum() == 1.0      # the right column, now the other side's joint
+            assert tm[1, w - 1, 2] == 0.5 and tm.sum() == 0.5
+            np.testing.assert_array_equal(wt, [1, 0, 1])
+    assert kinds == {"as is", "mirrored"}

@@ -61,7 +61,13 @@ def test_mixed_precision_keeps_the_last_heatmap_conv_in_float32():
     assert out.dtype.name == "float32"
 
 
-def test_validation_ap_callback_logs_val_ap_and_early_stopping_restores_the_best(tmp_path):
+@pytest.mark.parametrize("select_on, aps, oks, kept", [
+    ("AP", [0.5, 0.3, 0.2, 0.1, 0.0, 0.0], [0.1, 0.9, 0.1, 0.1, 0.1, 0.1], 0),
+    # AP stuck at 0, as for a student early in training: mean OKS still finds the best one
+    ("mean_OKS", [0.0] * 6, [0.2, 0.4, 0.3, 0.1, 0.1, 0.1], 1),
+])
+def test_validation_callback_logs_ap_and_oks_and_early_stopping_restores_the_best(tmp_path, select_on, aps, oks,
+                                                                                  kept):
     from tfpose._keras import keras, tf
     from tfpose.config import TrainConfig
     from tfpose.distill.distiller import Distiller
@@ -74,17 +80,21 @@ def test_validation_ap_callback_logs_val_ap_and_early_stopping_restores_the_best
     x = rng.uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
     y = {"heatmaps": rng.uniform(0, 1, (4, 16, 16, 17)).astype(np.float32), "weights": np.ones((4, 17), np.float32)}
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
-    scores = iter([0.5, 0.3, 0.2, 0.1, 0.0, 0.0])   # best after the first evaluation, then worse
+    scores = iter(zip(aps, oks))
     snapshots = []
 
     def evaluate(model):
         snapshots.append([w.copy() for w in model.get_weights()])
-        return next(scores)
+        ap, mean_oks = next(scores)
+        return {"AP": ap, "mean_OKS": mean_oks}
 
-    cfg = TrainConfig(epochs=6, batch_size=4, schedule="constant", eval_every_epochs=1, early_stopping_patience=2)
+    cfg = TrainConfig(epochs=6, batch_size=4, schedule="constant", eval_every_epochs=1, early_stopping_patience=2,
+                      select_on=select_on)
     history = fit(Distiller(student), ds, None, cfg, tmp_path, 1, evaluate_ap=evaluate)
-    assert history.history["val_AP"] == [0.5, 0.3, 0.2]          # stopped after 2 evaluations without a new best
-    for a, b in zip(snapshots[0], student.get_weights()):
+    evaluations = kept + 3                                          # stopped after 2 evaluations without a new best
+    assert history.history["val_AP"] == aps[:evaluations]
+    assert history.history["val_mean_OKS"] == oks[:evaluations]
+    for a, b in zip(snapshots[kept], student.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 

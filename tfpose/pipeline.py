@@ -109,7 +109,8 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     batch = train_cfg.batch_size
     if isinstance(teacher, SavedModelTeacher) and distill_cfg is not None and distill_cfg.teacher_views > 0:
         cache = cached_teacher_views(ctx, teacher, train_sampler, distill_cfg.teacher_views)
-        train_ds = _cached_dataset(cache, batch, ctx.cfg.seed)
+        train_ds = _cached_dataset(cache, batch, ctx.cfg.seed, ctx.skeleton.flip_index,
+                                    ctx.cfg.data.augment.colour)
         val_ds = build_teacher_view_dataset(TeacherViewSampler(val_sampler, teacher.input_size), batch,
                                             training=False)
         steps = train_cfg.steps_per_epoch or max(1, len(cache["crops"]) // batch)
@@ -140,7 +141,7 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
                           if distill_cfg.method == "dskd" else [])
         distiller = Distiller(student, teacher, alpha, **kwargs)
     fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps,
-        evaluate_ap=lambda model: evaluate_keras(ctx, model, f"{run_name} val")["AP"])
+        evaluate_ap=lambda model: evaluate_keras(ctx, model, f"{run_name} val"))
     return distiller.student
 
 
@@ -180,15 +181,35 @@ def cached_teacher_views(ctx: Context, teacher, sampler, views: int) -> dict[str
     return cache
 
 
-def _cached_dataset(cache: dict[str, np.ndarray], batch: int, seed: int):
+def _cached_dataset(cache: dict[str, np.ndarray], batch: int, seed: int, flip_index: np.ndarray, colour: float):
+    """The cached views, shuffled, each drawn again with a coin-flip mirror and a colour jitter (as
+    ``colour_jitter``): the fixed views are few, and both are free to apply to crop, targets and teacher maps alike."""
     from tfpose._keras import tf
 
     targets = {"heatmaps": cache["heatmaps"], "weights": cache["weights"],
                "teacher_heatmaps": cache["teacher_heatmaps"]}
     ds = tf.data.Dataset.from_tensor_slices((cache["crops"], targets))
     ds = ds.shuffle(len(cache["crops"]), seed=seed, reshuffle_each_iteration=True)
-    to_float = lambda x, t: (tf.cast(x, tf.float32), {k: tf.cast(v, tf.float32) for k, v in t.items()})
-    return ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=True).prefetch(2)
+    flip_index = tf.constant(flip_index, tf.int32)
+
+    def redraw(crop, target):
+        crop = tf.cast(crop, tf.float32)
+        target = {k: tf.cast(v, tf.float32) for k, v in target.items()}
+        # mirroring the crop mirrors every heatmap cell exactly (cell centres are symmetric about the crop's centre);
+        # left and right joints swap channels
+        if tf.random.uniform(()) < 0.5:
+            crop = tf.reverse(crop, [1])
+            target = {"heatmaps": tf.gather(tf.reverse(target["heatmaps"], [1]), flip_index, axis=-1),
+                      "weights": tf.gather(target["weights"], flip_index),
+                      "teacher_heatmaps": tf.gather(tf.reverse(target["teacher_heatmaps"], [1]), flip_index, axis=-1)}
+        if colour > 0:
+            contrast = 1 + tf.random.uniform((), -colour, colour)
+            brightness = 255 * tf.random.uniform((), -colour, colour) / 2
+            crop = tf.clip_by_value(crop * contrast + brightness, 0, 255)
+        return crop, target
+
+    ds = ds.map(redraw, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch, drop_remainder=True).prefetch(2)
 
 
 def train_teacher(ctx: Context):

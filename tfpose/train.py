@@ -68,31 +68,34 @@ def float32_head(model: keras.Model) -> keras.Model:
 
 
 class ValidationAP(keras.callbacks.Callback):
-    """Every ``every`` epochs: OKS AP of ``evaluate(student)`` (e.g. tfpose.evaluation on the val split), logged
-    as ``val_AP`` (history, TensorBoard, EarlyStopping); ``best_weights`` keeps the best student."""
+    """Every ``every`` epochs: ``evaluate(student)`` (e.g. tfpose.evaluation on the val split: a dict with "AP" and
+    "mean_OKS"), logged as ``val_AP`` and ``val_mean_OKS`` (history, TensorBoard, EarlyStopping); ``best_weights``
+    keeps the student that scored best on ``select_on``."""
 
-    def __init__(self, evaluate: Callable[[keras.Model], float], every: int = 1):
+    def __init__(self, evaluate: Callable[[keras.Model], dict], every: int = 1, select_on: str = "AP"):
         super().__init__()
-        self.evaluate, self.every = evaluate, max(1, int(every))
-        self.best, self.best_weights, self.last = -np.inf, None, float("nan")
+        self.evaluate, self.every, self.select_on = evaluate, max(1, int(every)), select_on
+        self.best, self.best_weights = -np.inf, None
+        self.last = {"AP": float("nan"), "mean_OKS": float("nan")}
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
-            self.last = float(self.evaluate(self.model.student))
-            if self.last > self.best:
-                self.best, self.best_weights = self.last, self.model.student.get_weights()
+            metrics = self.evaluate(self.model.student)
+            self.last = {key: float(metrics.get(key, float("nan"))) for key in self.last}
+            if self.last[self.select_on] > self.best:
+                self.best, self.best_weights = self.last[self.select_on], self.model.student.get_weights()
         if logs is not None:
-            logs["val_AP"] = self.last
+            logs.update({f"val_{key}": value for key, value in self.last.items()})
 
 
 def fit(distiller: Distiller, train_data: tf.data.Dataset, val_data: tf.data.Dataset | None, cfg: TrainConfig,
-        run_dir: str | Path, steps_per_epoch: int, evaluate_ap: Callable[[keras.Model], float] | None = None
+        run_dir: str | Path, steps_per_epoch: int, evaluate_ap: Callable[[keras.Model], dict] | None = None
         ) -> keras.callbacks.History:
     """Train ``distiller.student`` for ``cfg.epochs``; an interrupted run resumes from its last epoch.
 
     Compile under ``distiller.distribute_strategy`` (build the distiller inside ``make_strategy(...).scope()``).
-    ``evaluate_ap`` (student -> AP) with ``cfg.eval_every_epochs`` logs val_AP; ``cfg.early_stopping_patience``
-    stops on it and restores the best student."""
+    ``evaluate_ap`` (student -> {"AP", "mean_OKS"}) with ``cfg.eval_every_epochs`` logs both;
+    ``cfg.early_stopping_patience`` stops on ``cfg.select_on`` and restores the best student by it."""
     run_dir = Path(run_dir)
     with distiller.distribute_strategy.scope():
         optimizer = keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch))
@@ -107,11 +110,11 @@ def fit(distiller: Distiller, train_data: tf.data.Dataset, val_data: tf.data.Dat
     ]
     ap = None
     if evaluate_ap is not None and cfg.eval_every_epochs > 0:
-        ap = ValidationAP(evaluate_ap, cfg.eval_every_epochs)
+        ap = ValidationAP(evaluate_ap, cfg.eval_every_epochs, cfg.select_on)
         callbacks.insert(0, ap)   # before TensorBoard and EarlyStopping, which read val_AP
         if cfg.early_stopping_patience > 0:
             callbacks.append(keras.callbacks.EarlyStopping(
-                "val_AP", mode="max", patience=cfg.early_stopping_patience * cfg.eval_every_epochs))
+                f"val_{cfg.select_on}", mode="max", patience=cfg.early_stopping_patience * cfg.eval_every_epochs))
     if cfg.steps_per_epoch:
         train_data = train_data.repeat()
     history = distiller.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
