@@ -159,3 +159,16 @@ def test_models_command_lists_every_model_with_params_and_flops(capsys):
         params, gmacs, gflops = (float(v) for v in row[3:6])
         assert params > 0 and gflops == pytest.approx(2 * gmacs, abs=0.011), name
     assert count_macs(build_model("peleenet_duc", 17, (64, 64))) < count_macs(build_model("peleenet_duc"))
+
+
+@pytest.mark.parametrize("act, bound", [("relu", None), ("relu6", 6.0)])
+def test_peleenet_duc_activation_bounds_every_hidden_activation(act, bound):
+    """relu6 caps every hidden activation, so one odd calibration crop cannot stretch an int8 range."""
+    model = build_model("peleenet_duc", 17, TINY_INPUT, act=act, **get_spec("peleenet_duc").tiny)
+    relus = [layer for layer in model.layers if isinstance(layer, layers.ReLU)]
+    assert len(relus) > 10
+    assert {None if layer.max_value is None else float(layer.max_value) for layer in relus} == {bound}
+    probe = keras.Model(model.input, [layer.output for layer in relus])
+    extreme = np.random.default_rng(0).choice([0.0, 255.0], (2, *TINY_INPUT[::-1], 3)).astype(np.float32)
+    peak = max(float(np.max(x)) for x in probe.predict(extreme, verbose=0))
+    assert peak <= (bound or np.inf) and peak > 0

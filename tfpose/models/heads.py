@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Callable, Literal, Sequence
 
 from tfpose._keras import keras
-from tfpose.models.blocks import PixelShuffle, conv_bn_relu, image_input, normalise_input
+from tfpose.models.blocks import Act, PixelShuffle, conv_bn, image_input, normalise_input
 
 layers = keras.layers
 
@@ -24,11 +24,11 @@ Head = Literal["duc", "deconv", "slim"]
 HEADS: tuple[Head, ...] = ("duc", "deconv", "slim")
 
 
-def duc_decoder(x, num_keypoints: int, channels: Sequence[int] = (352, 128, 64)):
-    """Three x2 PixelShuffle stages, each followed by 3x3 conv + BN + ReLU, then a 1x1 conv to K heatmaps."""
+def duc_decoder(x, num_keypoints: int, channels: Sequence[int] = (352, 128, 64), act: Act = "relu"):
+    """Three x2 PixelShuffle stages, each followed by 3x3 conv + BN + ``act``, then a 1x1 conv to K heatmaps."""
     for i, c in enumerate(channels):
         x = PixelShuffle(2, name=f"duc{i + 1}_shuffle")(x)
-        x = conv_bn_relu(x, c, 3, name=f"duc{i + 1}")
+        x = conv_bn(x, c, 3, act=act, name=f"duc{i + 1}")
     return layers.Conv2D(num_keypoints, 1, name="heatmaps")(x)
 
 
@@ -67,20 +67,24 @@ def head_stride(head: Head) -> int:
     return 16 if head == "slim" else 32
 
 
-def attach_head(x, head: Head, num_keypoints: int, channels: Sequence[int] | None = None):
-    """Features (B, H/s, W/s, C) -> heatmaps (B, H/4, W/4, K); ``channels`` defaults to ``default_channels``."""
+def attach_head(x, head: Head, num_keypoints: int, channels: Sequence[int] | None = None, act: Act = "relu"):
+    """Features (B, H/s, W/s, C) -> heatmaps (B, H/4, W/4, K); ``channels`` defaults to ``default_channels``;
+    ``act`` is the DUC stages' activation (the other heads keep their papers' ReLU)."""
     stages = head_stride(head).bit_length() - 3          # log2(stride / 4)
     channels = tuple(channels or default_channels(head, x.shape[-1]))
     if len(channels) != stages:
         raise ValueError(f"the {head} head has {stages} x2 stages, so it needs {stages} channel counts, got {channels}")
-    return {"duc": duc_decoder, "deconv": deconv_head, "slim": slim_head}[head](x, num_keypoints, channels)
+    if head == "duc":
+        return duc_decoder(x, num_keypoints, channels, act)
+    return {"deconv": deconv_head, "slim": slim_head}[head](x, num_keypoints, channels)
 
 
 def encoder_with_head(name: str, input_size: tuple[int, int], num_keypoints: int,
-                      encoder: Callable[..., object], head: Head, head_channels: Sequence[int] | None = None):
+                      encoder: Callable[..., object], head: Head, head_channels: Sequence[int] | None = None,
+                      act: Act = "relu"):
     """Raw pixels (B, H, W, 3) -> heatmaps (B, H/4, W/4, K) through ``encoder(normalised, output_stride)``,
     an inline functional encoder, and the chosen head, in one flat functional model."""
     stride = head_stride(head)
     inputs = image_input(input_size, stride, name)
     features = encoder(normalise_input(inputs), stride)
-    return keras.Model(inputs, attach_head(features, head, num_keypoints, head_channels), name=name)
+    return keras.Model(inputs, attach_head(features, head, num_keypoints, head_channels, act), name=name)
