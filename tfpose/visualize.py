@@ -18,13 +18,13 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray |
     out = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale != 1 else image.copy()
     kp = keypoints * scale
     ok = np.ones(len(kp), bool) if scores is None else scores >= threshold
+    width = max(1, scale, round(min(out.shape[:2]) / 200))   # limbs stay visible on a full video frame
     colour = [LEFT if n.startswith("left") else RIGHT if n.startswith("right") else CENTRE for n in skeleton.keypoints]
     for a, b in skeleton.edges:
         if ok[a] and ok[b]:
-            cv2.line(out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), colour[b], max(1, scale),
-                     cv2.LINE_AA)
+            cv2.line(out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), colour[b], width, cv2.LINE_AA)
     for j in np.flatnonzero(ok):
-        cv2.circle(out, tuple(int(v) for v in kp[j]), 2 * max(1, scale), colour[j], -1, cv2.LINE_AA)
+        cv2.circle(out, tuple(int(v) for v in kp[j]), 2 * width, colour[j], -1, cv2.LINE_AA)
     return out
 
 
