@@ -62,7 +62,7 @@ class _Precomputed:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", default="runs/default/student.keras", help="float Keras student")
-    parser.add_argument("--teacher-views", default="runs/default/teacher_views_32.npz",
+    parser.add_argument("--teacher-views", default="runs/default/teacher_views_64.npz",
                         help="cached teacher heatmaps for fine-tuning (ignored if absent or of another size)")
     parser.add_argument("--steps", type=int, default=200, help="fine-tuning batches for pruning and for QAT")
     parser.add_argument("--batch", type=int, default=16)

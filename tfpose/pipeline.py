@@ -396,12 +396,13 @@ def _row(metrics: dict, params: int) -> dict:
 
 def summary_markdown(s: dict) -> str:
     lines = ["| model | params (M) | OKS AP | AP 95 % CI | PCK@0.2 | size | 1-thread ms |", "|---|---|---|---|---|---|---|"]
-    for name, key in (("teacher (Keras)", "teacher"), ("student (Keras float)", "student_float"),
+    for name, key in (("teacher", "teacher"), ("student (Keras float)", "student_float"),
                       ("student (int8 TFLite)", "student_int8")):
         r = s[key]
         size = f"{r['size_kib']:.0f} KiB" if "size_kib" in r else ""
         ms = f"{r['latency_ms'].get('1', float('nan')):.2f}" if "latency_ms" in r else ""
-        lines.append(f"| {name} | {r['params_M']:.2f} | {r['AP']:.3f} | {r['AP_ci95'][0]:.3f}-{r['AP_ci95'][1]:.3f} "
+        params = f"{r['params_M']:.2f}" if r["params_M"] else "-"      # a SavedModel teacher does not say
+        lines.append(f"| {name} | {params} | {r['AP']:.3f} | {r['AP_ci95'][0]:.3f}-{r['AP_ci95'][1]:.3f} "
                      f"| {r['PCK@0.2']:.3f} | {size} | {ms} |")
     lines += ["", "Stage times (s): " + ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items())]
     return "\n".join(lines) + "\n"
