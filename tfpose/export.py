@@ -173,8 +173,8 @@ def asset_readme(meta: dict) -> str:
                   "no post-processing is needed beyond mapping (x, y) back through your crop transform"]
     else:
         o = meta["output"]
-        lines += [f"- output: `{o['dtype']}` {o['shape']} heatmaps (dequantize: (q - {o['zero_point']}) x "
-                  f"{o['scale']:g}); keypoint = argmax cell x {codec['stride']} + {(codec['stride'] - 1) / 2} "
+        lines += [f"- output: `{o['dtype']}` {o['shape']} heatmaps (dequantize: (q - zero point) x scale, zero point "
+                  f"{o['zero_point']}, scale {o['scale']:g}); keypoint = argmax cell x {codec['stride']} + {(codec['stride'] - 1) / 2} "
                   f"pixels, refined by '{codec['refine']}' (see `metadata.json` codec)"]
     lines += ["- pixel convention: pixel i is centred at coordinate i (OpenCV warpAffine)",
               "- `model.reference.npz`: crops and the Keras model's outputs, for a parity check on the device", ""]
