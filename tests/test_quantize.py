@@ -114,3 +114,21 @@ def test_qat_model_converts_to_int8_without_float_islands(tiny):
     with pytest.raises(ValueError, match="at least one"):
         quantization_aware_training(model, data, 0)
 
+
+
+def test_calibrated_qat_ranges_follow_the_data_and_leave_batchnorm_statistics_alone(tiny):
+    from tfpose.quantize import calibrate_ranges, quantize_aware
+
+    model, crops, _ = tiny
+    float_out = model.predict(crops, verbose=0)
+    qat = quantize_aware(model)
+    statistics = [v.numpy() for v in qat.variables if "moving_" in v.name]
+    before = np.abs(qat(crops, training=False).numpy() - float_out).mean()   # tfmot's initial [-6, 6] ranges
+    calibrate_ranges(qat, crops)
+    after = np.abs(qat(crops, training=False).numpy() - float_out).mean()
+    ranges = {v.name: float(v.numpy()) for v in qat.variables if v.name.startswith("quant_heatmaps/post_activation")}
+    assert ranges["quant_heatmaps/post_activation_max:0"] == pytest.approx(float(float_out.max()), rel=0.05)
+    assert ranges["quant_heatmaps/post_activation_min:0"] == pytest.approx(min(0.0, float(float_out.min())), abs=0.05)
+    assert after < before / 3, (before, after)
+    for a, b in zip(statistics, [v.numpy() for v in qat.variables if "moving_" in v.name]):
+        np.testing.assert_array_equal(a, b)
