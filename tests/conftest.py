@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,37 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TFPOSE_SHARED", ROOT.parent / "shared"))
 TINY_INPUT = (64, 64)   # (W, H)
 TINY_STUDENT = dict(growth=16, stage_layers=(1, 1, 1, 1), bottleneck_widths=(1, 1, 2, 2), duc_channels=(32, 16, 16))
+
+
+# what a phone or a Raspberry Pi does not have: the device path and every process it starts must do without them
+DEVICE_ABSENT = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "matplotlib")
+BLOCKER = f"""
+import sys
+
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {DEVICE_ABSENT!r}:
+            raise ImportError('blocked: ' + name)
+
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def run_without_tensorflow(workdir: Path, call: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the Python source ``call``, which sets ``code`` (an exit status), in a fresh process where none of
+    ``DEVICE_ABSENT`` can be imported; assert that it exits 0 and imported none of them."""
+    site = workdir / "site"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    script = "import sys\n" + textwrap.dedent(call) + textwrap.dedent(f"""
+        assert not any(m.split('.')[0] in {DEVICE_ABSENT!r} for m in sys.modules), 'imported'
+        sys.exit(code)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=timeout)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
 
 
 def shared_path(*parts: str) -> Path:

@@ -5,10 +5,6 @@ import contextlib
 import copy
 import io
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -21,20 +17,7 @@ from tfpose.data.mpii import load_mpii, mpii_box
 from tfpose.evaluation import Predictions, detection_results, load_eval_set, predict_keypoints, score_pckh
 from tfpose.metrics import mpii_pckh, oks_nms
 from tfpose.skeleton import COCO17, MPII16
-from tests.conftest import ROOT, shared_path
-
-BLOCKER = """
-import sys
-
-class _Block:
-    # the device has neither: the validator and every process it starts must do without them
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'tensorflow_model_optimization', 'matplotlib'):
-            raise ImportError('blocked: ' + name)
-
-sys.meta_path.insert(0, _Block())
-"""
-
+from tests.conftest import run_without_tensorflow, shared_path
 
 @pytest.fixture(scope="module")
 def fixtures():
@@ -46,8 +29,6 @@ def fixtures():
 def blocked_runs(tiny_export, fixtures, tmp_path_factory):
     """The validator CLI in every mode, in a process tree where tensorflow and matplotlib cannot be imported."""
     tmp = tmp_path_factory.mktemp("blocked")
-    (tmp / "site").mkdir()
-    (tmp / "site/sitecustomize.py").write_text(BLOCKER)
     coco, mpii, model, peer = fixtures["coco"], fixtures["mpii"], str(tiny_export["path"]), str(fixtures["lightning"])
     runs = {
         "gt": [model, peer, "--annotations", f"{coco}/test_coco.json", "--images", str(coco), "--threads", "1", "2",
@@ -57,16 +38,10 @@ def blocked_runs(tiny_export, fixtures, tmp_path_factory):
         "mpii": [model, peer, "--annotations", f"{mpii}/test_mpii.json", "--images", str(mpii), "--threads", "1",
                  "--runs", "2"],
     }
-    script = textwrap.dedent(f"""
-        import sys
+    run = run_without_tensorflow(tmp, f"""
         from tflite.validate import main
-        codes = [main(args + ['--out', out]) for out, args in {[(str(tmp / k), v) for k, v in runs.items()]!r}]
-        assert not any(m.split('.')[0] in ('tensorflow', 'matplotlib') for m in sys.modules), 'imported'
-        sys.exit(max(codes))
-    """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp / "site"), str(ROOT)])}
-    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
+        code = max(main(args + ['--out', out]) for out, args in {[(str(tmp / k), v) for k, v in runs.items()]!r})
+    """, timeout=600)
     return {k: json.loads((tmp / k / "report.json").read_text()) for k in runs} | {"dir": tmp, "stdout": run.stdout}
 
 

@@ -3,16 +3,11 @@
 export run frame by frame in the TensorFlow-free path."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, TINY_INPUT, TINY_STUDENT, shared_path
-from tests.test_validator import BLOCKER
+from tests.conftest import TINY_INPUT, TINY_STUDENT, run_without_tensorflow, shared_path
 from tfpose.codec import HeatmapCodec
 from tfpose.data.synthetic_video import render_sequence, render_sequences
 from tfpose.data.video import (POSETRACK18_JOINTS, crop_track, load_penn_action, load_video_coco, open_frames,
@@ -244,20 +239,11 @@ def test_dkd_tflite_export_runs_frame_by_frame_without_tensorflow(tiny_dkd, tiny
     meta = tfl_metadata.read(paths["tracker"])
     assert meta["role"] == "tracker" and meta["codec"]["input_size"] == list(TINY_INPUT)
     assert per_frame_macs(tiny_dkd["dkd"], "encoder") < per_frame_macs(tiny_dkd["dkd"], "tracker")
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site/sitecustomize.py").write_text(BLOCKER)
-    script = textwrap.dedent(f"""
-        import json, sys
+    run_without_tensorflow(tmp_path, f"""
         from tflite.video_validate import main
         code = main([{str(paths['encoder'])!r}, {str(paths['tracker'])!r}, '--key-model',
                      {str(tiny_export['path'])!r}, '--sequences', '2', '--frames', '5', '--out', {str(tmp_path)!r}])
-        assert not any(m.split('.')[0] == 'tensorflow' for m in sys.modules), 'imported'
-        sys.exit(code)
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)])}
-    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["modes"]) == {"dkd", "dkd+one-euro", "per-frame", "per-frame+one-euro"}
     for mode in report["modes"].values():

@@ -19,3 +19,18 @@ class InputError(TfposeError):
         super().__init__(f"{': '.join(where)}: {message}" if where else message)
         self.path = path
         self.field = field
+
+
+def load_json(path, missing: str = "file not found"):
+    """The parsed contents of the JSON file ``path``; a missing file (``missing`` says what it is) or one that is
+    not JSON is an InputError that names it."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(missing, path=path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid JSON ({e})", path=path) from None

@@ -7,7 +7,6 @@ Shape legend: N crops, K joints, H x W input pixels, h x w heatmap cells.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -18,7 +17,7 @@ from tfpose.codec import HeatmapCodec
 from tfpose.data.coco import CocoDataset, ImageStore, Person, load_coco
 from tfpose.data.mpii import MpiiDataset, load_mpii
 from tfpose.data.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, warp_image
-from tfpose.errors import InputError
+from tfpose.errors import InputError, load_json
 from tfpose.metrics import MPII_UNSCORED, bootstrap_ci, coco_keypoint_eval, mpii_pckh, oks_matrix, oks_nms, pck
 from tfpose.skeleton import COCO17, Skeleton
 
@@ -158,12 +157,7 @@ def load_detections(path: str | Path, dataset: CocoDataset, min_score: float = 0
     error that names it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("detection file not found", path=path)
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON ({e})", path=path) from None
+    raw = load_json(path, "detection file not found")
     if not isinstance(raw, list):
         raise InputError("expected a JSON list of detections [{image_id, bbox, score}]", path=path)
     k = COCO17.num_keypoints

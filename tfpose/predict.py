@@ -14,7 +14,6 @@ Shape legend: N persons in a frame, K joints, H x W model input pixels.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from tfpose.artifacts import atomic_path, write_bytes, write_json
 from tfpose.data.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, warp_image
 from tfpose.data.video import open_frames
-from tfpose.errors import InputError, TfposeError
+from tfpose.errors import InputError, TfposeError, load_json
 from tfpose.skeleton import COCO17, Skeleton
 from tfpose.smoothing import OneEuroFilter, Smoothing
 from tfpose.visualize import draw_skeleton
@@ -94,12 +93,7 @@ class DetectionFile:
 
     def __init__(self, path: str | Path, min_score: float = 0.0):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError("detection file not found", path=self.path)
-        try:
-            entries = json.loads(self.path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"not valid JSON ({e})", path=self.path) from None
+        entries = load_json(self.path, "detection file not found")
         if not isinstance(entries, list):
             raise InputError("expected a JSON list of detections", path=self.path)
         self.by_key: dict[object, list[tuple[list[float], float]]] = {}

@@ -7,14 +7,13 @@ Shape legend: K joints; keypoints (K, 2) image pixels; visibility (K,) in {0, 1,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from tfpose.errors import InputError
+from tfpose.errors import InputError, load_json
 
 
 @dataclass(frozen=True)
@@ -71,10 +70,7 @@ def load_coco(annotation_file: str | Path, image_dir: str | Path, num_keypoints:
         raise InputError("annotation file not found", path=annotation_file)
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir)
-    try:
-        raw = json.loads(annotation_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON ({e})", path=annotation_file) from None
+    raw = load_json(annotation_file)
     if not isinstance(raw, dict):
         raise InputError("expected a JSON object with 'images' and 'annotations'", path=annotation_file)
     for key in ("images", "annotations"):

@@ -15,14 +15,13 @@ Shape legend: N persons, 16 joints; keypoints (16, 2) image pixels.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tfpose.data.coco import Person
-from tfpose.errors import InputError
+from tfpose.errors import InputError, load_json
 from tfpose.skeleton import MPII16, Skeleton
 
 PIXEL_STD = 200.0       # MPII's unit of ``scale``
@@ -57,10 +56,7 @@ def load_mpii(annotation_file: str | Path, image_dir: str | Path) -> MpiiDataset
         raise InputError("annotation file not found", path=annotation_file)
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir)
-    try:
-        raw = json.loads(annotation_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON ({e})", path=annotation_file) from None
+    raw = load_json(annotation_file)
     if not isinstance(raw, list):
         raise InputError("expected a JSON list of MPII annotations", path=annotation_file)
     k = MPII16.num_keypoints

@@ -13,7 +13,6 @@ Shape legend: K = 17 COCO joints; keypoints (K, 2) image pixels; visibility (K,)
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import cv2
 import numpy as np
 
 from tfpose.data.coco import Person
-from tfpose.errors import InputError
+from tfpose.errors import InputError, load_json
 from tfpose.skeleton import COCO17
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -94,12 +93,7 @@ class VideoSequence:
 def load_video_coco(annotation_file: str | Path, image_root: str | Path) -> list[VideoSequence]:
     """PoseTrack18 / JHMDB-style COCO JSON with video ids -> sequences in frame order, joints in COCO-17."""
     annotation_file, image_root = Path(annotation_file), Path(image_root)
-    if not annotation_file.is_file():
-        raise InputError("annotation file not found", path=annotation_file)
-    try:
-        raw = json.loads(annotation_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON ({e})", path=annotation_file) from None
+    raw = load_json(annotation_file, "annotation file not found")
     for key in ("images", "annotations", "categories"):
         if not isinstance(raw, dict) or not isinstance(raw.get(key), list):
             raise InputError("missing or not a list", path=annotation_file, field=key)
