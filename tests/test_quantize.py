@@ -116,13 +116,41 @@ def test_qat_model_converts_to_int8_without_float_islands(tiny):
 
 
 
-def test_calibrated_qat_ranges_follow_the_data_and_leave_batchnorm_statistics_alone(tiny):
+@pytest.mark.parametrize("name", ["peleenet_duc", "simplebaseline", "mobilenetv2", "hourglass"])
+def test_fold_batchnorm_removes_every_norm_after_a_conv_and_keeps_the_outputs(name):
+    """Random BatchNorm statistics, so that folding is far from the identity; ConvTranspose (simplebaseline),
+    depthwise (mobilenetv2) and residual branches (hourglass) all fold."""
+    from tfpose._keras import keras
+    from tfpose.models.registry import build_model, deployable, get_spec
+    from tfpose.quantize import fold_batchnorm
+
+    rng = np.random.default_rng(0)
+    model = deployable(build_model(name, 17, (64, 64), **(get_spec(name).tiny or {})))
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for norm in norms:
+        n = norm.moving_mean.shape[0]
+        norm.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n), rng.normal(0, 0.2, n),
+                          rng.uniform(0.3, 3.0, n)])
+    crops = rng.uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    want = model(crops, training=False).numpy()
+    folded = fold_batchnorm(model)
+    assert norms and not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    np.testing.assert_allclose(folded(crops).numpy(), want, atol=1e-5 * max(1.0, np.abs(want).max()))
+    np.testing.assert_array_equal(model(crops, training=False).numpy(), want)   # the original is untouched
+
+
+def test_calibrated_qat_simulates_the_int8_model_tflite_builds(tiny, tmp_path):
+    """Before any fine-tuning, the QAT Keras model (BatchNorm folded, ranges calibrated) must be about as far from
+    the float student as the PTQ int8 TFLite model is: it simulates the same int8 network."""
+    from tflite.convert import convert
+    from tflite.runtime import TFLiteModel
     from tfpose.quantize import calibrate_ranges, quantize_aware
 
     model, crops, _ = tiny
     float_out = model.predict(crops, verbose=0)
     qat = quantize_aware(model)
-    statistics = [v.numpy() for v in qat.variables if "moving_" in v.name]
+    assert not any("batch_normalization" in type(getattr(layer, "layer", layer)).__name__.lower()
+                   for layer in qat.layers)
     before = np.abs(qat(crops, training=False).numpy() - float_out).mean()   # tfmot's initial [-6, 6] ranges
     calibrate_ranges(qat, crops)
     after = np.abs(qat(crops, training=False).numpy() - float_out).mean()
@@ -130,5 +158,7 @@ def test_calibrated_qat_ranges_follow_the_data_and_leave_batchnorm_statistics_al
     assert ranges["quant_heatmaps/post_activation_max:0"] == pytest.approx(float(float_out.max()), rel=0.05)
     assert ranges["quant_heatmaps/post_activation_min:0"] == pytest.approx(min(0.0, float(float_out.min())), abs=0.05)
     assert after < before / 3, (before, after)
-    for a, b in zip(statistics, [v.numpy() for v in qat.variables if "moving_" in v.name]):
-        np.testing.assert_array_equal(a, b)
+    path = tmp_path / "ptq.tflite"
+    path.write_bytes(convert(model, "int8", crops, output_type="float32"))
+    ptq = np.abs(TFLiteModel(path)(crops.astype(np.uint8)) - float_out).mean()
+    assert after < 2 * ptq, (after, ptq)

@@ -1,9 +1,11 @@
 """Quantization-aware training (tfmot) and the per-layer int8 sensitivity report.
 
-QAT: ``quantize_aware`` annotates every layer - tfmot's registry covers Conv2D, Conv2DTranspose, DepthwiseConv2D,
-BatchNormalization, UpSampling2D (resize), pooling, Add, Concatenate; the project's layers get a QuantizeConfig
-here (``LAYER_CONFIGS``) - and applies the 8-bit scheme, or the prune-preserving one so that a pruned student keeps
-its zeros. tfmot does not fold BatchNorm into convs during QAT, so QAT is measured against PTQ, never assumed better.
+QAT: ``quantize_aware`` first folds every BatchNorm that follows a conv into that conv (``fold_batchnorm``), as the
+TFLite converter does. tfmot does not, and unfolded its fake-quant graph simulates an int8 network other than the
+one TFLite builds (BENCHMARKS.md, quant). It then annotates every layer - tfmot's registry covers Conv2D,
+Conv2DTranspose, DepthwiseConv2D, UpSampling2D (resize), pooling, Add, Concatenate; the project's layers get a
+QuantizeConfig here (``LAYER_CONFIGS``) - and applies the 8-bit scheme, or the prune-preserving one so that a
+pruned student keeps its zeros. QAT is measured against PTQ, never assumed better.
 tfmot starts every activation range at [-6, 6] and moves it by an EMA of decay 0.999, so a few hundred fine-tuning
 steps leave heatmaps (peak about 1) quantized in steps of 0.04; ``calibrate_ranges`` sets the ranges from data
 first, as PTQ's calibration would.
@@ -18,7 +20,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from tfpose._keras import keras, tf
-from tfpose.finetune import copy_model, finetune
+from tfpose.finetune import finetune
 from tfpose.models.blocks import PixelShuffle
 
 QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
@@ -65,15 +67,100 @@ LAYER_CONFIGS: dict[type, type[QuantizeConfig]] = {
 }
 
 
+# layers whose output channels a following BatchNorm can scale and shift exactly
+FOLDABLE = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose)
+
+
+def fold_batchnorm(model: keras.Model) -> keras.Model:
+    """A copy of functional ``model`` without the BatchNorms it can fold: each one whose input is a linear conv
+    that feeds nothing else becomes that conv's kernel scale and bias. Same outputs in inference mode (the
+    moving statistics are used); other layers and weights are copied unchanged, ``model`` is untouched."""
+    config = model.get_config()
+    layer = {each.name: each for each in model.layers}
+    uses = _consumers(config)
+    folds = {}                                    # BatchNorm name -> the conv it folds into
+    for entry in config["layers"]:
+        source = _single_input(entry)
+        if (entry["class_name"] == "BatchNormalization" and source and uses[source] == 1
+                and isinstance(layer[source], FOLDABLE) and layer[entry["name"]].axis in ([3], [-1])
+                and layer[source].get_config().get("activation", "linear") == "linear"):
+            folds[entry["name"]] = source
+    kept = []
+    for entry in config["layers"]:
+        if entry["name"] in folds:
+            continue
+        if entry["name"] in folds.values():
+            entry["config"]["use_bias"] = True
+        entry["inbound_nodes"] = _renamed(entry["inbound_nodes"], folds)
+        kept.append(entry)
+    config["layers"] = kept
+    config["output_layers"] = _renamed(config["output_layers"], folds)
+    folded = keras.Model.from_config(config, custom_objects={"PixelShuffle": PixelShuffle})
+    into = {conv: norm for norm, conv in folds.items()}
+    for target in folded.layers:
+        if target.name in into:
+            target.set_weights(_folded_weights(layer[target.name], layer[into[target.name]]))
+        else:
+            target.set_weights(layer[target.name].get_weights())
+    return folded
+
+
+def _consumers(config: dict) -> dict[str, int]:
+    """How many inbound references (and model outputs) each layer's output has."""
+    uses = {entry["name"]: 0 for entry in config["layers"]}
+    for entry in config["layers"]:
+        for node in entry["inbound_nodes"]:
+            for ref in node:
+                uses[ref[0]] += 1
+    for ref in config["output_layers"]:
+        uses[ref[0]] += 1
+    return uses
+
+
+def _single_input(entry: dict) -> str | None:
+    nodes = entry["inbound_nodes"]
+    return nodes[0][0][0] if len(nodes) == 1 and len(nodes[0]) == 1 else None
+
+
+def _renamed(refs, names: dict[str, str]):
+    """Inbound-node or output references with every folded BatchNorm's name replaced by its conv's."""
+    if isinstance(refs, (list, tuple)) and refs and isinstance(refs[0], str):
+        return [names.get(refs[0], refs[0]), *refs[1:]]
+    return [_renamed(r, names) for r in refs]
+
+
+def _folded_weights(conv, norm) -> list[np.ndarray]:
+    """W' = W * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps), per output channel."""
+    gamma, beta, mean, variance = (np.asarray(w, np.float64) for w in _norm_parameters(norm))
+    scale = gamma / np.sqrt(variance + norm.epsilon)
+    weights = [np.asarray(w, np.float64) for w in conv.get_weights()]
+    kernel = weights[0]
+    if isinstance(conv, keras.layers.DepthwiseConv2D):      # (kh, kw, C_in, multiplier): out channel c * m + j
+        kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
+    elif isinstance(conv, keras.layers.Conv2DTranspose):    # (kh, kw, C_out, C_in)
+        kernel = kernel * scale[:, None]
+    else:                                                   # (kh, kw, C_in, C_out)
+        kernel = kernel * scale
+    bias = weights[1] if conv.use_bias else np.zeros_like(scale)
+    return [kernel.astype(np.float32), ((bias - mean) * scale + beta).astype(np.float32)]
+
+
+def _norm_parameters(norm) -> tuple:
+    channels = norm.moving_mean.shape[0]
+    gamma = norm.gamma.numpy() if norm.scale else np.ones(channels)
+    beta = norm.beta.numpy() if norm.center else np.zeros(channels)
+    return gamma, beta, norm.moving_mean.numpy(), norm.moving_variance.numpy()
+
+
 def quantize_aware(model: keras.Model, preserve_sparsity: bool = False) -> keras.Model:
-    """A QAT copy of ``model`` (fake-quant wrappers; weights copied, ``model`` untouched).
+    """A QAT copy of ``model`` with its BatchNorms folded (fake-quant wrappers; ``model`` untouched).
 
     preserve_sparsity: tfmot's Default8BitPrunePreserveQuantizeScheme, which keeps a pruned model's zeros in Conv2D
     kernels (plain QAT would fill them in while training).
     """
     q = tfmot.quantization.keras
     annotate = lambda layer: q.quantize_annotate_layer(layer, _config(layer))   # noqa: E731
-    annotated = keras.models.clone_model(copy_model(model), clone_function=annotate)
+    annotated = keras.models.clone_model(fold_batchnorm(model), clone_function=annotate)
     scheme = (tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme() if preserve_sparsity
               else q.default_8bit.Default8BitQuantizeScheme())
     with q.quantize_scope(custom_objects()):
