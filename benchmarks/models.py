@@ -25,6 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
+from benchmarks._sections import write_section  # noqa: E402
+
 SHARED = Path(os.environ.get("TFPOSE_SHARED", ROOT.parent / "shared"))
 PEERS = {"movenet_lightning": ("movenet-lightning_fp32.tflite", "movenet-lightning_int8dyn.tflite"),
          "movenet_thunder": ("movenet-thunder_fp32.tflite", "movenet-thunder_int8dyn.tflite")}
@@ -32,7 +34,6 @@ DEFAULT_STUDENT = "peleenet_duc"
 # extra configurations worth a row beside the registry defaults and the published ones
 VARIANTS = (("hourglass", dict(stacks=1)), ("hourglass", dict(stacks=4)), ("hourglass", dict(stacks=8, channels=128)),
             ("simplebaseline", dict(depth=18)), ("mobilenetv2", dict(width=0.5)), ("shufflenetv2", dict(width=0.5)))
-BEGIN, END = "<!-- section:models -->", "<!-- /section:models -->"
 
 
 def size_rows() -> list[dict]:
@@ -159,13 +160,6 @@ def latency_markdown(students: dict, peers: dict, times: dict, threads: list[int
     return "\n".join(lines), verdict
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace what lies between the models markers of BENCHMARKS.md, leaving the other sections as they are."""
-    doc = path.read_text()
-    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    path.write_text(doc[:start] + "\n" + text.strip() + "\n" + doc[end:])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input-size", default="192x256", help="WxH of every student (default 192x256)")
@@ -219,7 +213,7 @@ def main(argv=None) -> int:
         latency=table, verdict=verdict)
     print(text)
     if args.write:
-        write_section(ROOT / "BENCHMARKS.md", text)
+        write_section(ROOT / "BENCHMARKS.md", "models", text)
         print(f"wrote the models section of {ROOT / 'BENCHMARKS.md'}")
     return 0
 

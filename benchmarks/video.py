@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
-BEGIN, END = "<!-- section:video -->", "<!-- /section:video -->"
+from benchmarks._sections import write_section  # noqa: E402
 
 
 def measure(args) -> dict:
@@ -123,15 +123,6 @@ def verdict(result: dict) -> str:
             "Sub-JHMDB, hours of training): these figures check the mechanism and its cost, not the paper's accuracy.")
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace what lies between the video markers of BENCHMARKS.md (appending them if absent)."""
-    doc = path.read_text()
-    if BEGIN not in doc:
-        doc = doc.rstrip() + f"\n\n{BEGIN}\n{END}\n"
-    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    path.write_text(doc[:start] + "\n" + text.strip() + "\n" + doc[end:])
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -156,7 +147,7 @@ def main(argv=None) -> int:
         text = section(json.loads(args.from_json.read_text()))
         print(text)
         if args.write:
-            write_section(ROOT / "BENCHMARKS.md", text)
+            write_section(ROOT / "BENCHMARKS.md", "video", text)
         return 0
     if not args.student.is_file():
         print(f"error: {args.student} not found: run the quickstart first (bash scripts/quickstart.sh) or pass "
@@ -167,7 +158,7 @@ def main(argv=None) -> int:
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2, default=str))
     print(text)
     if args.write:
-        write_section(ROOT / "BENCHMARKS.md", text)
+        write_section(ROOT / "BENCHMARKS.md", "video", text)
         print(f"wrote the video section of {ROOT / 'BENCHMARKS.md'}")
     return 0
 
