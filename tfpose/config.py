@@ -76,8 +76,9 @@ class TrainConfig:
     checkpoint_every_epochs: int = 1
     eval_every_epochs: int = 0                  # > 0: OKS AP on the val split every N epochs (logged as val_AP)
     early_stopping_patience: int = 0            # > 0 (needs eval_every_epochs): stop after N evaluations without a new best
-    # the validation figure that picks the kept student and stops early: per-person mean OKS is continuous, so it
-    # still ranks students on a few dozen persons while their AP is stuck at 0
+    # the validation figure that stops early and then picks the kept student (without early stopping the last
+    # epoch's student is kept: nothing is chosen on the val split): per-person mean OKS is continuous, so it still
+    # ranks students on a few dozen persons while their AP is stuck at 0
     select_on: Literal["AP", "mean_OKS"] = "AP"
     strategy: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"   # tf.distribute strategy
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"    # last heatmap conv stays float32
