@@ -49,6 +49,32 @@ def test_pruned_int8_file_compresses_better_and_keeps_int8_kernels(pruned, tiny_
     assert not [o for o in op_types(sparse) if "float32" in o["inputs"] + o["outputs"]]
 
 
+def test_block_pruning_zeroes_whole_runs_of_input_channels_in_1x1_convs(tiny_data):
+    """block 8: every 1x1 conv's zeros come in runs of 8 input channels of one output channel (contiguous in the
+    TFLite kernel), the convs stay convs, and the int8 file deflates smaller than with scattered zeros."""
+    from tfpose._keras import keras
+    from tfpose.prune import compressed_size, prune
+    from tflite.convert import convert
+
+    model, crops, data = tiny_data
+    result = prune(model, 0.5, data, 6, block=8)
+    assert result.sparsity == pytest.approx(0.5, abs=0.03)
+    assert [type(layer) for layer in result.model.layers] == [type(layer) for layer in model.layers]
+    pointwise = [layer for layer in result.model.layers if layer.name in result.layers
+                 and isinstance(layer, keras.layers.Conv2D) and layer.kernel.shape[:2] == (1, 1)
+                 and layer.kernel.shape[2] % 8 == 0]
+    assert pointwise
+    for layer in pointwise:
+        runs = layer.kernel.numpy()[0, 0].reshape(-1, 8, layer.kernel.shape[3])   # (C_in / 8, 8, C_out)
+        assert ((runs == 0).any(axis=1) == (runs == 0).all(axis=1)).all(), f"{layer.name}: a run is partly zero"
+        assert (runs == 0).all(axis=1).mean() == pytest.approx(0.5, abs=0.1), layer.name
+    scattered = prune(model, 0.5, data, 6)
+    assert (compressed_size(convert(result.model, "int8", crops[:8]))
+            < compressed_size(convert(scattered.model, "int8", crops[:8])))
+    with pytest.raises(ValueError, match="block"):
+        prune(model, 0.5, data, 6, block=0)
+
+
 def test_pixel_shuffle_is_prunable_with_no_weights():
     import tensorflow_model_optimization as tfmot
 

@@ -142,6 +142,7 @@ class ExportConfig:
     float_layers: int = 0                        # int8: keep the N layers the sensitivity report blames most in float
     prune_sparsity: float = 0.0                  # > 0: magnitude-prune to this sparsity (fine-tuned) before converting
     prune_stem_and_head: bool = False            # also prune the stem and the final heatmap conv
+    prune_block: int = 1                         # > 1: 1x1 convs lose runs of this many input channels (zips smaller)
     finetune_steps: int = 300                    # pruning / QAT fine-tuning batches (teacher-guided when there is one)
     finetune_batch_size: int = 16
     finetune_learning_rate: float = 1e-4         # pruning; QAT uses a tenth of it

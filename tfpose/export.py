@@ -114,10 +114,10 @@ def compress_student(ctx, student, teacher=None):
 
         layers = None if not e.prune_stem_and_head else choose_layers(student, True, True)
         result = prune(student, e.prune_sparsity, data, e.finetune_steps, teacher, alpha, e.finetune_learning_rate,
-                       layers)
+                       layers, e.prune_block)
         student = result.model
         notes["pruning"] = {"target_sparsity": e.prune_sparsity, "sparsity": result.sparsity,
-                            "dense_layers": result.dense_layers, "finetune_steps": e.finetune_steps,
+                            "dense_layers": result.dense_layers, "finetune_steps": e.finetune_steps, "block": e.prune_block,
                             "layers": result.layers}
         print(f"    pruned to {result.sparsity:.3f} sparsity over {len(result.layers)} layers")
     if e.quant == "qat-int8":

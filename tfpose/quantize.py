@@ -22,6 +22,7 @@ import tensorflow_model_optimization as tfmot
 from tfpose._keras import keras, tf
 from tfpose.finetune import finetune
 from tfpose.models.blocks import PixelShuffle
+from tfpose.models.rewrite import rebuild
 
 QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
 
@@ -95,14 +96,9 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         kept.append(entry)
     config["layers"] = kept
     config["output_layers"] = _renamed(config["output_layers"], folds)
-    folded = keras.Model.from_config(config, custom_objects={"PixelShuffle": PixelShuffle})
     into = {conv: norm for norm, conv in folds.items()}
-    for target in folded.layers:
-        if target.name in into:
-            target.set_weights(_folded_weights(layer[target.name], layer[into[target.name]]))
-        else:
-            target.set_weights(layer[target.name].get_weights())
-    return folded
+    return rebuild(config, lambda name: _folded_weights(layer[name], layer[into[name]]) if name in into
+                   else layer[name].get_weights())
 
 
 def _consumers(config: dict) -> dict[str, int]:
