@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from benchmarks._sections import write_section  # noqa: E402
+from tfpose.config import load_config  # noqa: E402
 
 HALF_PELEE = "{growth: 16, duc_channels: [128, 64, 32], act: relu6}"
 # (label, registry name, builder parameters as YAML, (W, H) input)
@@ -43,7 +44,7 @@ def run_candidate(label: str, name: str, params: str, size: tuple[int, int], epo
                   config: Path) -> dict:
     """Train, export and validate one candidate (or reuse its finished run); returns its row."""
     report = out / "validation" / "report.json"
-    views = f"teacher_views_{64}.npz"
+    views = f"teacher_views_{load_config(config).distill.teacher_views}.npz"   # the pipeline's cache file
     if not report.is_file():
         out.mkdir(parents=True, exist_ok=True)
         for other in out.parent.glob(f"*_{size[0]}x{size[1]}/{views}"):   # same crops, same teacher maps

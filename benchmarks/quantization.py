@@ -78,10 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--from-json", type=Path, help="only rewrite the section from a saved results.json")
     args = parser.parse_args(argv)
     if args.from_json:
-        result = json.loads(args.from_json.read_text())
-        saved = result["args"]
-        args.steps, args.sparsity, args.runs = int(saved["steps"]), float(saved["sparsity"]), int(saved["runs"])
-        text = section(result, args)
+        text = section(json.loads(args.from_json.read_text()))
         print(text)
         if args.write:
             write_section(ROOT / "BENCHMARKS.md", "quant", text)
@@ -205,7 +202,7 @@ def main(argv=None) -> int:
               "total_s": total, "notes": notes, "val_persons": len(persons), "visible_joints": int(visible.sum()),
               "labelled_joints": int(labelled.sum()), "calibration_crops": len(calibration)}
     (args.out / "results.json").write_text(json.dumps(result, indent=1))
-    text = section(result, args)
+    text = section(result)
     print(text)
     if args.write:
         write_section(ROOT / "BENCHMARKS.md", "quant", text)
@@ -226,18 +223,20 @@ def int8_weight_bits(path: Path) -> dict:
             "bytes": int(weights.size)}
 
 
-def section(result: dict, args) -> str:
+def section(result: dict) -> str:
+    """The BENCHMARKS.md section, from a run's result alone (its arguments are saved in it, as strings)."""
     rows = {r["variant"]: r for r in result["rows"]}
+    steps, runs, sparsity = result["args"]["steps"], result["args"]["runs"], float(result["args"]["sparsity"])
     lines = ["## Quantization and pruning (issue 5)", "",
              f"    python benchmarks/quantization.py --student {result['student']} --teacher-views "
-             f"{result['args']['teacher_views']} --steps {args.steps} --write", "",
+             f"{result['args']['teacher_views']} --steps {steps} --write", "",
              f"Student: `{result['student']}`. Val: {result['val_persons']} labelled persons "
              f"({result['visible_joints']} visible and {result['labelled_joints']} labelled joints) of the "
              f"coco-mini-train split (0.3, seed 0); {result['calibration_crops']} calibration crops (the train "
              "side's labelled persons, unaugmented). "
              "Agreement: visible (v = 2) / labelled (v > 0) joints within one heatmap cell of the float Keras "
              "student. Latency: ai-edge-litert + XNNPACK, 1 thread, median of "
-             f"{args.runs} runs (2-core CPU shared with other jobs: compare within this table only).", "",
+             f"{runs} runs (2-core CPU shared with other jobs: compare within this table only).", "",
              "| variant | OKS AP | AP 95 % CI | PCK@0.2 | agreement visible / labelled | size KiB | zip KiB "
              "| 1-thread ms | note |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -248,7 +247,7 @@ def section(result: dict, args) -> str:
                      f"{size} | {r['note']} |")
     base = rows["float32 Keras"]
     ptq = rows["PTQ int8"]
-    pct = round(100 * args.sparsity)
+    pct = round(100 * sparsity)
     sparse = rows[f"pruned {pct} % + PTQ int8"]
     lines += ["", "Done-when checks:", ""]
     for name in ("PTQ int8", "QAT int8", "QAT int8, distilled from the float student"):

@@ -19,6 +19,7 @@ from tfpose.metrics import mpii_pckh, oks_nms
 from tfpose.skeleton import COCO17, MPII16
 from tests.conftest import run_without_tensorflow, shared_path
 
+
 @pytest.fixture(scope="module")
 def fixtures():
     return {"coco": shared_path("data/mmpose-fixtures/coco"), "mpii": shared_path("data/mmpose-fixtures/mpii"),

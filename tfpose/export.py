@@ -117,8 +117,8 @@ def compress_student(ctx, student, teacher=None):
                        layers, e.prune_block)
         student = result.model
         notes["pruning"] = {"target_sparsity": e.prune_sparsity, "sparsity": result.sparsity,
-                            "dense_layers": result.dense_layers, "finetune_steps": e.finetune_steps, "block": e.prune_block,
-                            "layers": result.layers}
+                            "dense_layers": result.dense_layers, "finetune_steps": e.finetune_steps,
+                            "block": e.prune_block, "layers": result.layers}
         print(f"    pruned to {result.sparsity:.3f} sparsity over {len(result.layers)} layers")
     if e.quant == "qat-int8":
         from tfpose.quantize import quantization_aware_training
@@ -167,15 +167,15 @@ def asset_readme(meta: dict) -> str:
              f"{meta['padding']}x, aspect {w}:{h}), resize to {w}x{h}, feed raw RGB pixels.", "",
              f"- input: `{i['dtype']}` {i['shape']} (NHWC, RGB 0..255; scale {i['scale']:g}, zero point "
              f"{i['zero_point']}); normalisation happens inside the model",
-             f"- keypoints: `labels.txt`, one name per line, in output order; skeleton edges in `metadata.json`"]
+             "- keypoints: `labels.txt`, one name per line, in output order; skeleton edges in `metadata.json`"]
     if meta["format"] == "tfpose-keypoints":
         lines += ["- outputs: keypoints float32 [1, K, 2] = (x, y) in input pixels, and scores float32 [1, K]; "
                   "no post-processing is needed beyond mapping (x, y) back through your crop transform"]
     else:
         o = meta["output"]
         lines += [f"- output: `{o['dtype']}` {o['shape']} heatmaps (dequantize: (q - zero point) x scale, zero point "
-                  f"{o['zero_point']}, scale {o['scale']:g}); keypoint = argmax cell x {codec['stride']} + {(codec['stride'] - 1) / 2} "
-                  f"pixels, refined by '{codec['refine']}' (see `metadata.json` codec)"]
+                  f"{o['zero_point']}, scale {o['scale']:g}); keypoint = argmax cell x {codec['stride']} + "
+                  f"{(codec['stride'] - 1) / 2} pixels, refined by '{codec['refine']}' (see `metadata.json` codec)"]
     lines += ["- pixel convention: pixel i is centred at coordinate i (OpenCV warpAffine)",
               "- `model.reference.npz`: crops and the Keras model's outputs, for a parity check on the device", ""]
     return "\n".join(lines)

@@ -116,9 +116,7 @@ def _pointwise_as_dense(model: keras.Model, names: set[str]) -> keras.Model:
                          config={"name": conv["name"], "trainable": conv["trainable"], "dtype": conv["dtype"],
                                  "units": conv["filters"], "activation": conv["activation"],
                                  "use_bias": conv["use_bias"]})
-    weights = lambda name: model.get_layer(name).get_weights()    # noqa: E731
-    return rebuild(config, lambda name: [weights(name)[0][0, 0], *weights(name)[1:]] if name in names
-                   else weights(name))
+    return rebuild(config, lambda name: _reshaped_kernel(model, name, names, lambda kernel: kernel[0, 0]))
 
 
 def _dense_as_pointwise(model: keras.Model, names: set[str], original: keras.Model) -> keras.Model:
@@ -127,9 +125,13 @@ def _dense_as_pointwise(model: keras.Model, names: set[str], original: keras.Mod
     convs = {entry["name"]: entry for entry in original.get_config()["layers"]}
     config["layers"] = [{**convs[e["name"]], "inbound_nodes": e["inbound_nodes"]} if e["name"] in names else e
                         for e in config["layers"]]
-    weights = lambda name: model.get_layer(name).get_weights()    # noqa: E731
-    return rebuild(config, lambda name: [weights(name)[0][None, None], *weights(name)[1:]] if name in names
-                   else weights(name))
+    return rebuild(config, lambda name: _reshaped_kernel(model, name, names, lambda kernel: kernel[None, None]))
+
+
+def _reshaped_kernel(model: keras.Model, name: str, names: set[str], reshape) -> list[np.ndarray]:
+    """Layer ``name``'s weights, its kernel reshaped when it is one of ``names``."""
+    weights = model.get_layer(name).get_weights()
+    return [reshape(weights[0]), *weights[1:]] if name in names else weights
 
 
 def _kernel(layer) -> np.ndarray:
