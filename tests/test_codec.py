@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfpose.codec import HeatmapCodec
+from tfpose.codec import HeatmapCodec, blur_kernel, matched_filter
 
 
 @pytest.mark.parametrize("refine, tolerance", [("dark", 0.25), ("quarter", 2.1), ("none", 2.9)])
@@ -46,3 +46,41 @@ def test_batch_decode_matches_single():
 def test_input_size_must_divide_by_stride():
     with pytest.raises(ValueError, match="divisible"):
         HeatmapCodec((30, 64), 4)
+
+
+def test_matched_filter_is_a_gaussian_blur_inside_the_map():
+    import cv2
+
+    maps = np.random.default_rng(0).random((2, 24, 32, 3), dtype=np.float32)
+    kernel = blur_kernel(2.0, 23)
+    blurred = np.stack([cv2.sepFilter2D(m, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT) for m in maps])
+    filtered = matched_filter(maps, 2.0)
+    assert kernel.shape == (13,) and abs(kernel.sum() - 1) < 1e-6
+    inner = (slice(None), slice(6, -6), slice(6, -6))
+    np.testing.assert_allclose(filtered[inner] / blurred[inner], 1 / np.sqrt((kernel**2).sum()) ** 2, rtol=1e-4)
+
+
+def test_matched_filter_finds_the_nearest_cell_up_to_the_border():
+    """Peaks on and next to every edge: a zero border would push them in by a cell, a mirrored one pull them
+    onto the edge by up to two and a quarter cells."""
+    codec = HeatmapCodec((192, 256), 4, 2.0, "none", peak_blur=2.0)
+    edge = codec.cells_to_pixels(np.arange(0, 3.1, 0.25))
+    kp = np.concatenate([np.stack([edge, 191 - edge[::-1]], 1), np.stack([96 + 0 * edge, edge], 1),
+                         np.stack([96 + 0 * edge, 255 - edge], 1)]).astype(np.float32)
+    decoded, _ = codec.decode(codec.encode(kp, np.full(len(kp), 2))[0])
+    assert np.abs(decoded - kp).max() <= codec.stride / 2 + 1e-3
+
+
+def test_peak_blur_prefers_the_blob_to_a_higher_lone_cell():
+    """A flat, low blob (a distilled student's typical joint) and one noisy cell a little higher: the raw
+    argmax takes the cell, the matched filter the blob; the score stays the raw map's value at the peak."""
+    codec = HeatmapCodec((96, 128), 4, 2.0, "none")
+    heatmaps, _ = codec.encode(np.array([[40.0, 60.0]]), np.array([2]))
+    heatmaps *= 0.2
+    heatmaps[5, 20, 0] = 0.25
+    raw_kp, _ = codec.decode(heatmaps)
+    kp, score = HeatmapCodec((96, 128), 4, 2.0, "none", peak_blur=2.0).decode(heatmaps)
+    assert np.allclose(raw_kp[0], codec.cells_to_pixels([20, 5]))
+    assert np.abs(kp[0] - [40, 60]).max() <= 2.0
+    cx, cy = np.rint(codec.pixels_to_cells(kp[0])).astype(int)
+    assert score[0] == heatmaps[cy, cx, 0]

@@ -56,14 +56,15 @@ def test_sensitivity_report_names_layers_and_selective_int8_loads(tiny, tmp_path
     assert out.shape == (2, 16, 16, 17) and np.isfinite(out).all()
 
 
-def test_in_graph_decoding_equals_numpy_codec(tiny, tmp_path):
+@pytest.mark.parametrize("peak_blur", [0.0, 2.0])
+def test_in_graph_decoding_equals_numpy_codec(tiny, tmp_path, peak_blur):
     from ai_edge_litert.interpreter import Interpreter
 
     from tflite.convert import convert
     from tflite.runtime import TFLiteModel
 
     model, crops, codec = tiny
-    codec = dataclasses.replace(codec, refine="quarter")
+    codec = dataclasses.replace(codec, refine="quarter", peak_blur=peak_blur)
     heatmaps_path, decoded_path = tmp_path / "heatmaps.tflite", tmp_path / "decoded.tflite"
     heatmaps_path.write_bytes(convert(model, "int8", crops[:8], output_type="float32"))
     decoded = convert(model, "int8", crops[:8], decode=codec)
@@ -72,6 +73,9 @@ def test_in_graph_decoding_equals_numpy_codec(tiny, tmp_path):
     assert body == [], "the network itself must stay int8"
     heatmaps = TFLiteModel(heatmaps_path)(crops[:8].astype(np.uint8))
     want_kp, want_scores = codec.decode(heatmaps)
+    if peak_blur:
+        raw_kp, _ = dataclasses.replace(codec, peak_blur=0.0).decode(heatmaps)
+        assert (raw_kp != want_kp).any(), "the blur must move some peak, or this test cannot see it"
     interpreter = Interpreter(str(decoded_path))
     interpreter.allocate_tensors()
     outputs = {tuple(d["shape"]): d["index"] for d in interpreter.get_output_details()}
@@ -82,12 +86,13 @@ def test_in_graph_decoding_equals_numpy_codec(tiny, tmp_path):
         np.testing.assert_allclose(interpreter.get_tensor(outputs[(1, 17)])[0], want_scores[i], atol=1e-6)
 
 
-def test_float_in_graph_decoding_equals_numpy_on_keras_heatmaps(tiny):
+@pytest.mark.parametrize("peak_blur", [0.0, 2.0])
+def test_float_in_graph_decoding_equals_numpy_on_keras_heatmaps(tiny, peak_blur):
     from tfpose._keras import tf
     from tflite.convert import convert
 
     model, crops, codec = tiny
-    codec = dataclasses.replace(codec, refine="quarter")
+    codec = dataclasses.replace(codec, refine="quarter", peak_blur=peak_blur)
     interpreter = tf.lite.Interpreter(model_content=convert(model, "float32", decode=codec))
     interpreter.allocate_tensors()
     outputs = {tuple(d["shape"]): d["index"] for d in interpreter.get_output_details()}

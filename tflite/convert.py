@@ -15,7 +15,7 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-from tfpose.codec import HeatmapCodec
+from tfpose.codec import HeatmapCodec, blur_kernel, inside_norms
 
 Quant = Literal["int8", "float16", "dynamic", "float32"]
 IOType = Literal["uint8", "int8", "float32"]
@@ -122,15 +122,20 @@ def _decode_nodes(model, codec: HeatmapCodec) -> list[str]:
 
 def decode_heatmaps(heatmaps, codec: HeatmapCodec):
     """The codec's decode as TFLite builtin ops: (1, h, w, K) heatmaps -> keypoints (1, K, 2) input pixels,
-    scores (1, K) peak values. Argmax takes the first maximum, as numpy's does; refinement 'quarter' or 'none'."""
+    scores (1, K) peak values. Argmax takes the first maximum, as numpy's does, of the codec's matched filter when
+    it has a ``peak_blur`` (two depthwise passes and a constant scale); refinement 'quarter' or 'none'."""
     tf = _tf()
     if codec.refine not in ("quarter", "none"):
         raise ValueError(f"in-graph decoding refines by 'quarter' or 'none', not '{codec.refine}'")
     _, h, w, k = heatmaps.shape
     with tf.name_scope(DECODE_SCOPE):
-        flat = tf.reshape(tf.transpose(heatmaps, [0, 3, 1, 2]), [1, k, h * w])
-        index = tf.argmax(flat, axis=-1, output_type=tf.int32)                        # (1, K)
-        scores = tf.reduce_max(flat, axis=-1)
+        def flatten(maps):
+            return tf.reshape(tf.transpose(maps, [0, 3, 1, 2]), [1, k, h * w])
+
+        flat = flatten(heatmaps)
+        searched = flat if codec.peak_blur <= 0 else flatten(_matched_filter(heatmaps, codec.peak_blur))
+        index = tf.argmax(searched, axis=-1, output_type=tf.int32)                    # (1, K)
+        scores = tf.gather(flat, index, batch_dims=2)
         x, y = index % w, index // w
         # positions in quarter cells, integers to the end so that int8 cannot round them
         qx, qy = 4 * x, 4 * y
@@ -148,6 +153,17 @@ def decode_heatmaps(heatmaps, codec: HeatmapCodec):
         quarters = tf.cast(tf.stack([qx, qy], -1), tf.float32)                        # (1, K, 2)
         keypoints = quarters * (codec.stride / 4) + (codec.stride - 1) / 2
     return keypoints, scores
+
+
+def _matched_filter(heatmaps, sigma: float):
+    """``tfpose.codec.matched_filter`` in builtin ops: (1, h, w, K) -> (1, h, w, K)."""
+    tf = _tf()
+    _, h, w, k = heatmaps.shape
+    kernel = blur_kernel(sigma, min(h, w) - 1)
+    per_joint = np.tile(kernel[:, None, None], (1, k, 1))                            # (2r + 1, K, 1)
+    rows = tf.nn.depthwise_conv2d(heatmaps, per_joint[:, None], [1, 1, 1, 1], "SAME")
+    blurred = tf.nn.depthwise_conv2d(rows, per_joint[None], [1, 1, 1, 1], "SAME")
+    return blurred * inside_norms(kernel, h, w)[None, :, :, None]
 
 
 def quantization_errors(model, calibration: Iterable[np.ndarray]) -> list[dict]:

@@ -24,6 +24,7 @@ class HeatmapCodec:
     stride: int = 4
     sigma: float = 2.0              # Gaussian sigma in heatmap cells
     refine: Refine = "dark"
+    peak_blur: float = 0.0          # sigma in cells of the peak search's matched filter; 0 = the raw map
 
     def __post_init__(self):
         w, h = self.input_size
@@ -40,7 +41,8 @@ class HeatmapCodec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HeatmapCodec":
-        return cls(tuple(d["input_size"]), int(d["stride"]), float(d["sigma"]), d.get("refine", "dark"))
+        return cls(tuple(d["input_size"]), int(d["stride"]), float(d["sigma"]), d.get("refine", "dark"),
+                   float(d.get("peak_blur", 0.0)))
 
     # -- coordinates -------------------------------------------------------------------------------------
     def pixels_to_cells(self, xy: np.ndarray) -> np.ndarray:
@@ -80,8 +82,9 @@ class HeatmapCodec:
         """Keypoints from heatmaps.
 
         heatmaps: (N, h, w, K) or (h, w, K), float.
-        Returns keypoints (N, K, 2) in input pixels and scores (N, K) (the peak value); no batch axis in,
-        none out.
+        Returns keypoints (N, K, 2) in input pixels and scores (N, K) (the map's value at the peak); no batch
+        axis in, none out. With ``peak_blur`` the peak is the maximum of ``matched_filter(heatmaps, peak_blur)``:
+        correlating with the targets' Gaussian outvotes lone noisy cells (int8 rounding on a flat map).
         """
         heatmaps = np.asarray(heatmaps, np.float32)
         single = heatmaps.ndim == 3
@@ -89,7 +92,9 @@ class HeatmapCodec:
             heatmaps = heatmaps[None]
         n, h, w, k = heatmaps.shape
         flat = heatmaps.transpose(0, 3, 1, 2).reshape(n, k, h * w)
-        index = flat.argmax(-1)
+        searched = flat if self.peak_blur <= 0 else \
+            matched_filter(heatmaps, self.peak_blur).transpose(0, 3, 1, 2).reshape(n, k, h * w)
+        index = searched.argmax(-1)
         scores = np.take_along_axis(flat, index[..., None], -1)[..., 0]
         cells = np.stack([index % w, index // w], -1).astype(np.float64)  # (N, K, 2) as (x, y)
         if self.refine == "quarter":
@@ -98,6 +103,44 @@ class HeatmapCodec:
             cells = _refine_dark(heatmaps, cells, self.sigma)
         keypoints = self.cells_to_pixels(cells).astype(np.float32)
         return (keypoints[0], scores[0]) if single else (keypoints, scores)
+
+
+def blur_kernel(sigma: float, max_radius: int) -> np.ndarray:
+    """(2r + 1,) normalised 1-D Gaussian, r = round(3 sigma) capped at ``max_radius``: the separable kernel of
+    ``matched_filter`` and of the in-graph decoder."""
+    radius = min(max(int(round(3 * sigma)), 1), max_radius)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-x**2 / (2 * sigma**2))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def inside_norms(kernel: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(h, w): 1 / the norm of the part of the 2-D kernel centred on each cell that lies inside the map."""
+    r = len(kernel) // 2
+    squared = kernel.astype(np.float64) ** 2
+
+    def inside(n):
+        ones = np.pad(np.ones(n), r)
+        return np.array([squared @ ones[c:c + 2 * r + 1] for c in range(n)])
+
+    return (1 / np.sqrt(np.outer(inside(h), inside(w)))).astype(np.float32)
+
+
+def matched_filter(heatmaps: np.ndarray, sigma: float) -> np.ndarray:
+    """(N, h, w, K) -> (N, h, w, K): per joint, the correlation of the map with a Gaussian of ``sigma`` cells
+    centred on each cell, over the map only, divided by the norm of that Gaussian's part inside the map.
+
+    Inside the map this is a Gaussian blur; at the border the division undoes the missing part, so a map that
+    is one Gaussian of this sigma peaks at its nearest cell wherever it lies (Cauchy-Schwarz), where a zero or
+    mirrored border would shift it by up to one or two cells.
+    """
+    h, w = heatmaps.shape[1:3]
+    kernel = blur_kernel(sigma, min(h, w) - 1)
+    r = len(kernel) // 2
+    padded = np.pad(heatmaps.astype(np.float32), ((0, 0), (r, r), (r, r), (0, 0)))
+    rows = sum(kernel[i] * padded[:, i:i + h] for i in range(len(kernel)))
+    blurred = sum(kernel[i] * rows[:, :, i:i + w] for i in range(len(kernel)))
+    return blurred * inside_norms(kernel, h, w)[None, :, :, None]
 
 
 def _refine_quarter(heatmaps: np.ndarray, cells: np.ndarray) -> np.ndarray:

@@ -58,6 +58,9 @@ class CodecConfig:
     stride: int = 4
     sigma: float = 2.0
     refine: Literal["none", "quarter", "dark"] = "dark"
+    # sigma (cells) of the peak search's matched filter (the targets' Gaussian), so int8 rounding on a flat map
+    # cannot move the peak to a lone cell (BENCHMARKS.md, decoding); 0 = argmax of the raw map
+    peak_blur: float = 2.0
 
 
 @dataclass

@@ -63,8 +63,9 @@ def build_metadata(model, codec: HeatmapCodec, skeleton: Skeleton, padding: floa
         "normalisation": NORMALISATION, "input": inputs[0], "output": outputs[0], "outputs": outputs,
     }
     if cfg.decode == "keypoints":
-        meta["decoding"] = ("in the graph: argmax per joint, then the codec's refinement; outputs keypoints "
-                            "[1, K, 2] (x, y) in input pixels (pixel centres) and scores [1, K] (heatmap peaks)")
+        meta["decoding"] = ("in the graph: argmax per joint (of the codec's matched filter when peak_blur > 0), "
+                            "then the codec's refinement; outputs keypoints [1, K, 2] (x, y) in input pixels "
+                            "(pixel centres) and scores [1, K] (heatmap peaks)")
     return {**meta, **(extra or {})}
 
 
@@ -173,9 +174,14 @@ def asset_readme(meta: dict) -> str:
                   "no post-processing is needed beyond mapping (x, y) back through your crop transform"]
     else:
         o = meta["output"]
+        blur = codec.get("peak_blur", 0.0)
+        peak = (f"the argmax cell of each map's matched filter (correlation with a Gaussian of sigma {blur:g} "
+                "cells over the map, divided by the norm of its part inside the map; `tfpose.codec.matched_filter`)"
+                ) if blur > 0 else "the argmax cell"
         lines += [f"- output: `{o['dtype']}` {o['shape']} heatmaps (dequantize: (q - zero point) x scale, zero point "
-                  f"{o['zero_point']}, scale {o['scale']:g}); keypoint = argmax cell x {codec['stride']} + "
-                  f"{(codec['stride'] - 1) / 2} pixels, refined by '{codec['refine']}' (see `metadata.json` codec)"]
+                  f"{o['zero_point']}, scale {o['scale']:g}); keypoint = {peak} x {codec['stride']} + "
+                  f"{(codec['stride'] - 1) / 2} pixels, refined by '{codec['refine']}' on the unfiltered map; score "
+                  "= the unfiltered map there (see `metadata.json` codec)"]
     lines += ["- pixel convention: pixel i is centred at coordinate i (OpenCV warpAffine)",
               "- `model.reference.npz`: crops and the Keras model's outputs, for a parity check on the device", ""]
     return "\n".join(lines)

@@ -50,7 +50,8 @@ def make_context(cfg: PipelineConfig, out: str | Path) -> Context:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     c = cfg.codec
-    return Context(cfg, out, HeatmapCodec(tuple(c.input_size), c.stride, c.sigma, c.refine), get_skeleton(cfg.skeleton))
+    return Context(cfg, out, HeatmapCodec(tuple(c.input_size), c.stride, c.sigma, c.refine, c.peak_blur),
+                   get_skeleton(cfg.skeleton))
 
 
 class stage:

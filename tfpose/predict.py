@@ -64,6 +64,7 @@ def load_pose_model(path: str | Path, padding: float | None = None, threads: int
 
 def _keras_pose_model(path: Path, padding: float) -> PoseModel:
     from tfpose.codec import HeatmapCodec
+    from tfpose.config import CodecConfig
     from tfpose.models.registry import deployable
     from tfpose.pipeline import load_keras
 
@@ -72,7 +73,7 @@ def _keras_pose_model(path: Path, padding: float) -> PoseModel:
     if len(in_shape) != 4 or in_shape[-1] != 3 or len(out_shape) != 4 or not out_shape[2]:
         raise InputError(f"expected an image-to-heatmaps model, got {in_shape} -> {out_shape}", path=path)
     width, height = int(in_shape[2]), int(in_shape[1])
-    codec = HeatmapCodec((width, height), width // int(out_shape[2]))
+    codec = HeatmapCodec((width, height), width // int(out_shape[2]), peak_blur=CodecConfig.peak_blur)
     skeleton = COCO17 if out_shape[-1] == 17 else None
     if skeleton is None:
         raise InputError(f"the model predicts {out_shape[-1]} joints; predict draws COCO-17", path=path)
