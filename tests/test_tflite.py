@@ -38,6 +38,29 @@ def test_metadata_travels_inside_the_model(tiny_export):
     assert meta["input"]["dtype"] == "uint8" and meta["quantization"] == "int8"
 
 
+def test_the_device_decodes_with_the_codec_the_metadata_carries(tiny_export, tmp_path):
+    """peak_blur travels in the metadata: the adapter's keypoints are the exporting codec's, not the raw argmax's."""
+    import dataclasses
+
+    from tflite.adapters import load_adapter
+    from tfpose.config import ExportConfig
+    from tfpose.export import export_tflite
+    from tfpose.skeleton import COCO17
+
+    codec = dataclasses.replace(tiny_export["codec"], peak_blur=2.0)
+    crops = tiny_export["crops"]
+    path = tmp_path / "matched.tflite"
+    export_tflite(tiny_export["model"], path, codec, COCO17, 1.25, ExportConfig(calibration_samples=16),
+                  crops[:16].astype(np.float32), crops[:2], np.ones((2, 17)))
+    adapter = load_adapter(path)
+    assert adapter.codec == codec
+    heatmaps = TFLiteModel(path)(crops[:8])
+    keypoints, _ = adapter.predict(crops[:8])
+    np.testing.assert_allclose(keypoints, codec.decode(heatmaps)[0])
+    raw, _ = dataclasses.replace(codec, peak_blur=0.0).decode(heatmaps)
+    assert (raw != keypoints).any(), "the filter must move some peak, or this test cannot see it"
+
+
 def test_int8_agrees_with_keras(tiny_export):
     tfl = TFLiteModel(tiny_export["path"])
     crops = tiny_export["crops"][:8]
