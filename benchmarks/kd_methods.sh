@@ -7,21 +7,20 @@
 # PeleeNet-DUC at 96x128) with EPOCHS epochs of 388 steps, no early stopping and the last epoch's student kept, so
 # nothing is chosen on the val split. Only the method changes: ground truth only (alpha 0, labelled boxes only),
 # FPD / Park (alpha 0.5, + unlabelled boxes), DSKD and OKDHP (both with the teacher and the unlabelled boxes). The
-# runs sharing a training set reuse the teacher's cached views. A finished run (its summary.json) is not redone.
+# runs sharing a training set share the teacher's cached views (OUT/teacher_cache, keyed by what they depend on).
+# A finished run (its summary.json) is not redone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${1:-24}
 OUT=${2:-runs/kd}
 PY=${PYTHON:-.venv/bin/python}
-BUDGET=(distill.train.epochs="$EPOCHS" distill.train.early_stopping_patience=0 distill.train.steps_per_epoch=388)
+BUDGET=(distill.train.epochs="$EPOCHS" distill.train.early_stopping_patience=0 distill.train.steps_per_epoch=388
+        distill.teacher_cache="$OUT/teacher_cache")
 
 run() {
     local name=$1; shift
     if [[ -f $OUT/$name/summary.json ]]; then echo "== $name: done before"; return; fi
     mkdir -p "$OUT/$name"
-    if [[ $name != gt && -f $OUT/fpd/teacher_views_64.npz && ! -f $OUT/$name/teacher_views_64.npz ]]; then
-        cp "$OUT/fpd/teacher_views_64.npz" "$OUT/$name/"
-    fi
     echo "== $name ($(date +%T)): log in $OUT/$name.log"
     "$PY" -m tfpose.cli pipeline --config configs/default_student.yaml --out "$OUT/$name" "${BUDGET[@]}" "$@" \
         > "$OUT/$name.log" 2>&1

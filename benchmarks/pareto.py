@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from benchmarks._sections import write_section  # noqa: E402
-from tfpose.config import load_config  # noqa: E402
 
 HALF_PELEE = "{growth: 16, duc_channels: [128, 64, 32], act: relu6}"
 # (label, registry name, builder parameters as YAML, (W, H) input)
@@ -44,13 +42,10 @@ def run_candidate(label: str, name: str, params: str, size: tuple[int, int], epo
                   config: Path) -> dict:
     """Train, export and validate one candidate (or reuse its finished run); returns its row."""
     report = out / "validation" / "report.json"
-    views = f"teacher_views_{load_config(config).distill.teacher_views}.npz"   # the pipeline's cache file
     if not report.is_file():
         out.mkdir(parents=True, exist_ok=True)
-        for other in out.parent.glob(f"*_{size[0]}x{size[1]}/{views}"):   # same crops, same teacher maps
-            if not (out / views).exists() and other.parent != out:
-                shutil.copy(other, out / views)
-        overrides = ["distill.method=fpd", f"distill.student.name={name}", f"distill.student.params={params}",
+        # candidates with the same input size share the teacher's views (the cache is keyed by what they depend on)
+        overrides = [f"distill.teacher_cache={out.parent / 'teacher_cache'}", "distill.method=fpd", f"distill.student.name={name}", f"distill.student.params={params}",
                      f"codec.input_size=[{size[0]}, {size[1]}]", f"distill.train.epochs={epochs}",
                      "distill.train.early_stopping_patience=0", "distill.train.steps_per_epoch=388",
                      "validate.threads=[1]"]

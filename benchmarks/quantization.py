@@ -8,9 +8,10 @@ Data: the real photos of ../shared/data/coco-mini-train, ``load_coco(...).split(
 from the val side's labelled ground-truth boxes (OKS AP with its image-bootstrap 95 % interval, PCK@0.2;
 ``tfpose.evaluation``). Agreement: the share of visible val joints (COCO v = 2) whose keypoint lies within one
 heatmap cell of the float Keras student's, every model decoded by the same codec; beside it the same over every
-labelled joint (v > 0). Pruning and QAT fine-tune through the Distiller; with ``--teacher-views`` (the
-pipeline's cached MoveNet Thunder heatmaps, ``teacher_views_N.npz``) the teacher guides (alpha 0.5), otherwise
-ground truth alone. Size: the .tflite with its metadata; zip: its deflate size. Latency: ai-edge-litert, XNNPACK, 1 thread, batch 1, in a fresh process.
+labelled joint (v > 0). Pruning and QAT fine-tune through the Distiller; with the teacher's cached views (the
+pipeline's ``teacher_views_N_KEY.npz`` beside the student, or ``--teacher-views``) the teacher guides (alpha
+0.5), otherwise ground truth alone. Size: the .tflite with its metadata; zip: its deflate size. Latency:
+ai-edge-litert, XNNPACK, 1 thread, batch 1, in a fresh process.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def finetune_data(args, train, codec, batch: int):
     from tfpose.data.samples import CropSampler
     from tfpose.skeleton import COCO17
 
-    if args.teacher_views and Path(args.teacher_views).is_file():
-        cache = np.load(args.teacher_views)
+    views = args.teacher_views or next(iter(sorted(Path(args.student).parent.glob("teacher_views_*.npz"))), None)
+    if views and Path(views).is_file():
+        cache = np.load(views)
         if cache["crops"].shape[1:3] == (codec.input_size[1], codec.input_size[0]):
             targets = {"heatmaps": cache["heatmaps"], "weights": cache["weights"],
                        "teacher_heatmaps": cache["teacher_heatmaps"]}
@@ -65,8 +67,8 @@ class _Precomputed:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", default="runs/default/student.keras", help="float Keras student")
-    parser.add_argument("--teacher-views", default="runs/default/teacher_views_64.npz",
-                        help="cached teacher heatmaps for fine-tuning (ignored if absent or of another size)")
+    parser.add_argument("--teacher-views", help="cached teacher heatmaps for fine-tuning, a pipeline's "
+                        "teacher_views_*.npz (default: the one beside --student; ignored if absent or of another size)")
     parser.add_argument("--steps", type=int, default=200, help="fine-tuning batches for pruning and for QAT")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--sparsity", type=float, default=0.5)
@@ -234,8 +236,9 @@ def section(result: dict) -> str:
     rows = {r["variant"]: r for r in result["rows"]}
     steps, runs, sparsity = result["args"]["steps"], result["args"]["runs"], float(result["args"]["sparsity"])
     lines = ["## Quantization and pruning (issue 5)", "",
-             f"    python benchmarks/quantization.py --student {result['student']} --teacher-views "
-             f"{result['args']['teacher_views']} --steps {steps} --write", "",
+             f"    python benchmarks/quantization.py --student {result['student']}"
+             + (f" --teacher-views {views}" if (views := result["args"]["teacher_views"]) != "None" else "")
+             + f" --steps {steps} --write", "",
              f"Student: `{result['student']}`. Val: {result['val_persons']} labelled persons "
              f"({result['visible_joints']} visible and {result['labelled_joints']} labelled joints) of the "
              f"coco-mini-train split (0.3, seed 0); {result['calibration_crops']} calibration crops (the train "

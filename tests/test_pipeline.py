@@ -54,3 +54,28 @@ def test_bad_input_exits_non_zero_with_a_clear_message(tmp_path, args, message):
     assert run.returncode == 2, run.stderr[-3000:]
     assert message in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "run/summary.json").exists()
+
+
+def test_teacher_views_key_changes_with_what_the_views_depend_on_and_only_then(tmp_path):
+    import numpy as np
+
+    from tfpose.codec import HeatmapCodec
+    from tfpose.config import AugmentConfig, load_config
+    from tfpose.data.coco import Person
+    from tfpose.data.samples import CropSampler
+    from tfpose.pipeline import teacher_views_key
+
+    def person(x):
+        return Person(1, 1, tmp_path / "a.jpg", (x, 10.0, 40.0, 80.0), np.zeros((17, 2)), np.zeros(17, int), 3200.0)
+
+    def key(cfg=load_config(None), persons=(person(5.0),), padding=1.25, augment=AugmentConfig(), views=4,
+            codec=HeatmapCodec((96, 128))):
+        return teacher_views_key(cfg, CropSampler(list(persons), codec, np.arange(17), padding, augment), views)
+
+    base = key()
+    assert key() == base
+    assert key(codec=HeatmapCodec((96, 128), refine="quarter", peak_blur=2.0)) == base   # decoding is not in the views
+    changed = [key(persons=(person(6.0),)), key(persons=(person(5.0), person(5.0))), key(padding=1.3),
+               key(augment=AugmentConfig(rotation=10)), key(views=8), key(codec=HeatmapCodec((64, 128))),
+               key(cfg=load_config(None, ["seed=1"])), key(cfg=load_config(None, ["teacher.output_key=other"]))]
+    assert base not in changed and len(set(changed)) == len(changed)

@@ -123,7 +123,7 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
     cfg = load_config(p.Path(__file__).resolve().parents[1] / "configs/default_student.yaml",
                       [f"data.root={data}", "distill.teacher_views=2", "distill.train.epochs=1",
                        "distill.train.steps_per_epoch=2", "distill.train.batch_size=4",
-                       "distill.train.eval_every_epochs=0"])
+                       "distill.train.eval_every_epochs=0", f"distill.teacher_cache={tmp_path / 'cache'}"])
     ctx = p.make_context(cfg, tmp_path)
     p.load_data(ctx)
     sampler = ctx.sampler(ctx.train, augment=True)
@@ -133,9 +133,13 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
     assert cache["crops"].dtype == np.uint8
     # view 0 is the plain crop, view 1 an augmented one: different pixels, different teacher maps
     assert not np.array_equal(cache["crops"][0], cache["crops"][1])
-    assert (tmp_path / "teacher_views_2.npz").is_file()
-    again = p.cached_teacher_views(ctx, None, sampler, 2)    # no teacher needed the second time
+    assert len(list((tmp_path / "cache").glob("teacher_views_2_*.npz"))) == 1
+    # another run folder sharing the cache folder: no teacher needed the second time
+    again = p.cached_teacher_views(p.make_context(cfg, tmp_path / "other_run"), None, sampler, 2)
     np.testing.assert_array_equal(again["teacher_heatmaps"], cache["teacher_heatmaps"])
+    sampler.persons = sampler.persons[:2]         # other persons, other views: computed afresh, kept beside
+    assert p.cached_teacher_views(ctx, thunder, sampler, 2)["crops"].shape[0] == 4
+    assert len(list((tmp_path / "cache").glob("teacher_views_2_*.npz"))) == 2
 
 
 def test_cached_views_are_redrawn_mirrored_with_left_and_right_swapped_or_as_they_are():

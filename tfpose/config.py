@@ -128,6 +128,7 @@ class DistillConfig:
     unlabelled: bool = False                     # with a teacher: also train on person boxes without keypoints (GT weight 0)
     teacher_views: int = 0                       # > 0 (SavedModel teacher): precompute the teacher on this many augmented
                                                  # views per person once, then train from that cache (teacher cost paid once)
+    teacher_cache: str = ""                      # folder for those views, named by what they depend on; "" = the run folder
     dskd: DskdConfig = field(default_factory=DskdConfig)
     okdhp: OkdhpConfig = field(default_factory=OkdhpConfig)
     student: ModelConfig = field(default_factory=ModelConfig)

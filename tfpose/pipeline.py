@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -146,20 +146,49 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     return distiller.student
 
 
+def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
+    """A digest of everything the cached teacher views depend on: the teacher (its config and files), every
+    person (image, box, keypoints), the crop geometry and augmentation, the number of views and the seed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    teacher = asdict(cfg.teacher)
+    teacher.pop("train"), teacher.pop("model")      # a SavedModel teacher is its files, not a training recipe
+    root = Path(cfg.teacher.path)
+    files = sorted((str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in root.rglob("*") if f.is_file()) if root.is_dir() else []
+    codec = sampler.codec
+    digest.update(json.dumps({
+        "format": 1, "teacher": teacher, "files": files, "views": views, "seed": cfg.seed,
+        "codec": [list(codec.input_size), codec.stride, codec.sigma], "padding": sampler.padding,
+        "augment": asdict(sampler.augment) if sampler.augment else None}, sort_keys=True,
+        default=str).encode())
+    for person in sampler.persons:
+        digest.update(str(person.image_path).encode())
+        digest.update(np.asarray(person.box, np.float64).tobytes())
+        digest.update(np.asarray(person.keypoints, np.float64).tobytes())
+        digest.update(np.asarray(person.visibility, np.int64).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def cached_teacher_views(ctx: Context, teacher, sampler, views: int) -> dict[str, np.ndarray]:
     """Teacher heatmaps for ``views`` augmented views of every training person, computed once.
 
     View 0 is the plain crop, the others seeded draws of the training augmentation. Returns crops (N, H, W, 3)
-    uint8, heatmaps (N, h, w, K), weights (N, K) and teacher_heatmaps (N, h, w, K) float16; kept in the run
-    folder so a resumed run does not pay for the teacher again.
+    uint8, heatmaps (N, h, w, K), weights (N, K) and teacher_heatmaps (N, h, w, K) float16. The file is named by
+    ``teacher_views_key`` and kept in ``distill.teacher_cache`` (default: the run folder), so a resumed run, or
+    any run whose views would be the same, does not pay for the teacher again, and a changed config never reads
+    stale views.
     """
     from tfpose.artifacts import atomic_path
     from tfpose.distill.teachers import TeacherViewSampler
 
-    path = ctx.out / f"teacher_views_{views}.npz"
+    folder = Path(ctx.cfg.distill.teacher_cache) if ctx.cfg.distill.teacher_cache else ctx.out
+    path = folder / f"teacher_views_{views}_{teacher_views_key(ctx.cfg, sampler, views)}.npz"
     if path.is_file():
         print(f"    reusing {path}")
         return dict(np.load(path))
+    folder.mkdir(parents=True, exist_ok=True)
     view_sampler = TeacherViewSampler(sampler, teacher.input_size)
     crops, heatmaps, weights, teacher_maps = [], [], [], []
     started = time.perf_counter()
