@@ -15,9 +15,10 @@ import numpy as np
 
 from tfpose.codec import HeatmapCodec
 from tfpose.data.coco import CocoDataset, ImageStore, Person, load_coco
+from tfpose.data.detections import read_detections
 from tfpose.data.mpii import MpiiDataset, load_mpii
 from tfpose.data.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, warp_image
-from tfpose.errors import InputError, load_json
+from tfpose.errors import InputError
 from tfpose.metrics import MPII_UNSCORED, bootstrap_ci, coco_keypoint_eval, mpii_pckh, oks_matrix, oks_nms, pck
 from tfpose.skeleton import COCO17, Skeleton
 
@@ -157,31 +158,18 @@ def load_detections(path: str | Path, dataset: CocoDataset, min_score: float = 0
     error that names it.
     """
     path = Path(path)
-    raw = load_json(path, "detection file not found")
-    if not isinstance(raw, list):
-        raise InputError("expected a JSON list of detections [{image_id, bbox, score}]", path=path)
     k = COCO17.num_keypoints
     persons, scores = [], []
-    for i, det in enumerate(raw):
-        where = f"[{i}]"
-        if not isinstance(det, dict):
-            raise InputError("expected an object", path=path, field=where)
-        for key in ("image_id", "bbox", "score"):
-            if key not in det:
-                raise InputError("missing", path=path, field=f"{where}.{key}")
-        box = det["bbox"]
-        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-            raise InputError(f"expected [x, y, w, h], got {box!r}", path=path, field=f"{where}.bbox")
-        image_id = int(det["image_id"])
-        if image_id not in dataset.images:
-            raise InputError(f"image id {image_id} is not in {Path(dataset.annotation_file).name}", path=path,
-                             field=f"{where}.image_id")
-        if det.get("category_id", 1) != 1 or float(det["score"]) < min_score or box[2] <= 1 or box[3] <= 1:
+    for det in read_detections(path, min_score, require=("image_id", "score")):
+        if det.image_id not in dataset.images:
+            raise InputError(f"image id {det.image_id} is not in {Path(dataset.annotation_file).name}", path=path,
+                             field=f"{det.field}.image_id")
+        if det.box[2] <= 1 or det.box[3] <= 1:
             continue
-        persons.append(Person(image_id, -(i + 1), dataset.image_dir / dataset.images[image_id]["file_name"],
-                              tuple(float(v) for v in box), np.zeros((k, 2), np.float32), np.zeros(k, np.int64),
-                              float(box[2] * box[3])))
-        scores.append(float(det["score"]))
+        persons.append(Person(det.image_id, -(det.entry + 1),
+                              dataset.image_dir / dataset.images[det.image_id]["file_name"], det.box,
+                              np.zeros((k, 2), np.float32), np.zeros(k, np.int64), det.box[2] * det.box[3]))
+        scores.append(det.score)
     return persons, np.array(scores, np.float64)
 
 

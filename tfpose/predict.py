@@ -23,9 +23,10 @@ import cv2
 import numpy as np
 
 from tfpose.artifacts import atomic_path, write_bytes, write_json
+from tfpose.data.detections import read_detections
 from tfpose.data.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, warp_image
 from tfpose.data.video import open_frames
-from tfpose.errors import InputError, TfposeError, load_json
+from tfpose.errors import InputError, TfposeError
 from tfpose.skeleton import COCO17, Skeleton
 from tfpose.smoothing import OneEuroFilter, Smoothing
 from tfpose.visualize import draw_skeleton
@@ -94,17 +95,10 @@ class DetectionFile:
 
     def __init__(self, path: str | Path, min_score: float = 0.0):
         self.path = Path(path)
-        entries = load_json(self.path, "detection file not found")
-        if not isinstance(entries, list):
-            raise InputError("expected a JSON list of detections", path=self.path)
         self.by_key: dict[object, list[tuple[list[float], float]]] = {}
-        for i, d in enumerate(entries):
-            if not isinstance(d, dict) or "bbox" not in d or not ("image_id" in d or "file_name" in d):
-                raise InputError("needs 'bbox' and 'image_id' or 'file_name'", path=self.path, field=f"[{i}]")
-            if d.get("category_id", 1) != 1 or float(d.get("score", 1.0)) < min_score:
-                continue
-            key = d["file_name"] if "file_name" in d else int(d["image_id"])
-            self.by_key.setdefault(key, []).append(([float(v) for v in d["bbox"]], float(d.get("score", 1.0))))
+        for det in read_detections(self.path, min_score):
+            key = det.file_name if det.file_name is not None else det.image_id
+            self.by_key.setdefault(key, []).append((list(det.box), det.score))
 
     def __call__(self, index: int, name: str, image: np.ndarray):
         stem_number = re.findall(r"\d+", Path(name.split("#")[0]).stem)
