@@ -66,11 +66,9 @@ class CocoDataset:
 def load_coco(annotation_file: str | Path, image_dir: str | Path, num_keypoints: int = 17) -> CocoDataset:
     """Parse and check a COCO keypoints file; images are read later, on demand."""
     annotation_file, image_dir = Path(annotation_file), Path(image_dir)
-    if not annotation_file.is_file():
-        raise InputError("annotation file not found", path=annotation_file)
+    raw = load_json(annotation_file, "annotation file not found")
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir)
-    raw = load_json(annotation_file)
     if not isinstance(raw, dict):
         raise InputError("expected a JSON object with 'images' and 'annotations'", path=annotation_file)
     for key in ("images", "annotations"):

@@ -52,11 +52,9 @@ def mpii_box(center, scale: float) -> tuple[float, float, float, float]:
 def load_mpii(annotation_file: str | Path, image_dir: str | Path) -> MpiiDataset:
     """Parse and check an mmpose-style MPII JSON list; images are read later, on demand."""
     annotation_file, image_dir = Path(annotation_file), Path(image_dir)
-    if not annotation_file.is_file():
-        raise InputError("annotation file not found", path=annotation_file)
+    raw = load_json(annotation_file, "annotation file not found")
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir)
-    raw = load_json(annotation_file)
     if not isinstance(raw, list):
         raise InputError("expected a JSON list of MPII annotations", path=annotation_file)
     k = MPII16.num_keypoints
