@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
 
 def markers(name: str) -> tuple[str, str]:
     return f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
@@ -18,3 +20,11 @@ def write_section(path: Path, name: str, text: str) -> None:
         doc = doc.rstrip("\n") + f"\n\n{begin}\n{end}\n"
     start, stop = doc.index(begin) + len(begin), doc.index(end)
     path.write_text(doc[:start] + "\n" + text.strip() + "\n" + doc[stop:])
+
+
+def publish(name: str, text: str, write: bool) -> None:
+    """Print a benchmark's section; with ``write`` (its ``--write`` flag), also put it into BENCHMARKS.md."""
+    print(text)
+    if write:
+        write_section(BENCHMARKS, name, text)
+        print(f"wrote the {name} section of {BENCHMARKS}")

@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
-from benchmarks._sections import write_section  # noqa: E402
+from benchmarks._sections import publish  # noqa: E402
 
 SHARED = Path(os.environ.get("TFPOSE_SHARED", ROOT.parent / "shared"))
 PEERS = {"movenet_lightning": ("movenet-lightning_fp32.tflite", "movenet-lightning_int8dyn.tflite"),
@@ -211,10 +211,7 @@ def main(argv=None) -> int:
         size=f"{width} x {height}", runs=args.rounds * args.per_round,
         sizes=sizes_markdown(rows) if rows else "(skipped)",
         latency=table, verdict=verdict)
-    print(text)
-    if args.write:
-        write_section(ROOT / "BENCHMARKS.md", "models", text)
-        print(f"wrote the models section of {ROOT / 'BENCHMARKS.md'}")
+    publish("models", text, args.write)
     return 0
 
 

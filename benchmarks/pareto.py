@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
-from benchmarks._sections import write_section  # noqa: E402
+from benchmarks._sections import publish  # noqa: E402
 
 HALF_PELEE = "{growth: 16, duc_channels: [128, 64, 32], act: relu6}"
 # (label, registry name, builder parameters as YAML, (W, H) input)
@@ -133,10 +133,7 @@ def main(argv=None) -> int:
     (args.out / "pareto.json").write_text(json.dumps({"rows": rows, "front": [r["label"] for r in front]}, indent=1))
     plot(rows, front, args.out / "pareto.png")
     text = section(rows, front, args)
-    print(text)
-    if args.write:
-        write_section(ROOT / "BENCHMARKS.md", "pareto", text)
-        print("wrote the pareto section of BENCHMARKS.md")
+    publish("pareto", text, args.write)
     return 0
 
 

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
-from benchmarks._sections import write_section  # noqa: E402
+from benchmarks._sections import publish  # noqa: E402
 from tfpose.config import CodecConfig  # noqa: E402
 
 SHARED = Path(os.environ.get("TFPOSE_SHARED", ROOT.parent / "shared"))
@@ -84,9 +84,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.from_json:
         text = section(json.loads(args.from_json.read_text()))
-        print(text)
-        if args.write:
-            write_section(ROOT / "BENCHMARKS.md", "quant", text)
+        publish("quant", text, args.write)
         return 0
 
     from tflite.adapters import load_adapter
@@ -211,10 +209,7 @@ def main(argv=None) -> int:
               "labelled_joints": int(labelled.sum()), "calibration_crops": len(calibration)}
     (args.out / "results.json").write_text(json.dumps(result, indent=1))
     text = section(result)
-    print(text)
-    if args.write:
-        write_section(ROOT / "BENCHMARKS.md", "quant", text)
-        print("wrote the quant section of BENCHMARKS.md")
+    publish("quant", text, args.write)
     return 0
 
 

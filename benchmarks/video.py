@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
-from benchmarks._sections import write_section  # noqa: E402
+from benchmarks._sections import publish  # noqa: E402
 
 
 def measure(args) -> dict:
@@ -145,9 +145,7 @@ def main(argv=None) -> int:
     args.argv = argv
     if args.from_json:
         text = section(json.loads(args.from_json.read_text()))
-        print(text)
-        if args.write:
-            write_section(ROOT / "BENCHMARKS.md", "video", text)
+        publish("video", text, args.write)
         return 0
     if not args.student.is_file():
         print(f"error: {args.student} not found: run the quickstart first (bash scripts/quickstart.sh) or pass "
@@ -156,10 +154,7 @@ def main(argv=None) -> int:
     result = measure(args)
     text = section(result)
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2, default=str))
-    print(text)
-    if args.write:
-        write_section(ROOT / "BENCHMARKS.md", "video", text)
-        print(f"wrote the video section of {ROOT / 'BENCHMARKS.md'}")
+    publish("video", text, args.write)
     return 0
 
 
