@@ -257,4 +257,7 @@ def test_empty_or_mismatched_data_fails_clearly(tiny_export, fixtures, tmp_path,
             tmp_path / "no_dets.json"], capsys, "no_dets.json", "empty dataset")
     _fails([model, "--annotations", coco / "test_coco.json", "--images", coco, "--detections",
             tmp_path / "stray_dets.json"], capsys, "stray_dets.json", "field '[0].image_id'", "image id 7")
+    # a box under the score threshold on an unknown image still says the file is for other images
+    _fails([model, "--annotations", coco / "test_coco.json", "--images", coco, "--detections",
+            tmp_path / "stray_dets.json", "--det-min-score", "2"], capsys, "field '[0].image_id'", "image id 7")
     _fails([model, "--annotations", coco / "test_coco.json"], capsys, "--images is required")

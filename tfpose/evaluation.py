@@ -160,11 +160,12 @@ def load_detections(path: str | Path, dataset: CocoDataset, min_score: float = 0
     path = Path(path)
     k = COCO17.num_keypoints
     persons, scores = [], []
-    for det in read_detections(path, min_score, require=("image_id", "score")):
+    # every box's image is checked, low-scoring ones too: a file made for other images fails whatever the threshold
+    for det in read_detections(path, require=("image_id", "score")):
         if det.image_id not in dataset.images:
             raise InputError(f"image id {det.image_id} is not in {Path(dataset.annotation_file).name}", path=path,
                              field=f"{det.field}.image_id")
-        if det.box[2] <= 1 or det.box[3] <= 1:
+        if det.score < min_score or det.box[2] <= 1 or det.box[3] <= 1:
             continue
         persons.append(Person(det.image_id, -(det.entry + 1),
                               dataset.image_dir / dataset.images[det.image_id]["file_name"], det.box,
