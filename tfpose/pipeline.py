@@ -152,8 +152,8 @@ def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    teacher = asdict(cfg.teacher)
-    teacher.pop("train"), teacher.pop("model")      # a SavedModel teacher is its files, not a training recipe
+    # a SavedModel teacher is its files, not a training recipe
+    teacher = {k: v for k, v in asdict(cfg.teacher).items() if k not in ("train", "model")}
     root = Path(cfg.teacher.path)
     files = sorted((str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
                    for f in root.rglob("*") if f.is_file()) if root.is_dir() else []
