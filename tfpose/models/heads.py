@@ -2,6 +2,8 @@
 
 - ``duc``: Park et al.'s DUC decoder - PixelShuffle x2, then 3x3 conv + BN + ReLU, per stage; 1x1 to K.
 - ``deconv``: SimpleBaseline's head - 4x4 stride-2 transposed convs with ReLU; 1x1 to K.
+- ``pyramid_head``: MoveNet's CenterNet-style feature pyramid over stride-4 ... 32 taps (the MobileNet students'
+  ``fpn`` head), then its heatmap head, ending in a bounded sigmoid.
 - ``slim``: EfficientPose's head - two 4x4 stride-2 transposed convs (64, 32 channels), then spatial
   information correction: depthwise 3x3, ReLU, 1x1 to K. Needs stride-16 features.
 
@@ -50,6 +52,39 @@ def slim_head(x, num_keypoints: int, channels: Sequence[int] = (64, 32)):
     x = layers.DepthwiseConv2D(3, padding="same", name="sic_dw")(x)
     x = layers.ReLU(name="sic_relu")(x)
     return layers.Conv2D(num_keypoints, 1, name="heatmaps")(x)
+
+
+# The sigmoid reads logits clipped to +-LOGIT_BOUND: MoveNet's heatmap logits reach +-62, and int8 spread over that
+# range leaves steps of 0.5 logit at the peak; bounded, the clip is a fused ReLU6 on the last conv and the steps are
+# 0.05 logit. Outside the bound the sigmoid is within 0.0025 of 0 or 1.
+LOGIT_BOUND = 6.0
+
+
+def bounded_sigmoid(logits, name: str = "heatmaps"):
+    """sigmoid(clip(logits, -6, 6)) as relu6(logits / 2 + 3), rescaled: (B, h, w, K) -> (B, h, w, K) in [0, 1]."""
+    x = layers.Rescaling(0.5, offset=LOGIT_BOUND / 2, name=f"{name}_to_relu6")(logits)
+    x = layers.ReLU(LOGIT_BOUND, name=f"{name}_clip")(x)
+    x = layers.Rescaling(2.0, offset=-LOGIT_BOUND, name=f"{name}_logits")(x)
+    return layers.Activation("sigmoid", name=name)(x)
+
+
+def pyramid_head(taps, num_keypoints: int, channels: Sequence[int] = (64, 32, 24, 96)):
+    """MoveNet's pyramid (Lightning v4) over encoder taps at strides 4, 8, 16, 32 -> heatmaps (B, H/4, W/4, K).
+
+    From the stride-32 tap down: a 1x1 lateral, bilinear x2, add the next tap's 1x1 lateral, a separable 3x3 with
+    ReLU (``channels[0:3]`` wide laterals: 64, 32, 24; output widths 32, 24, 24), then the heatmap head: a
+    separable 3x3 (``channels[3]``, ReLU) and a 1x1 to K logits, through ``bounded_sigmoid``. The layer names
+    are MoveNet's, so its weights copy in by name."""
+    lateral, mid, low, head = channels
+    s4, s8, s16, s32 = taps
+    widths = ((lateral, mid), (mid, low), (low, low))        # (lateral width, output width) per x2 stage
+    x = layers.Conv2D(widths[0][0], 1, name="fpn_conv2d")(s32)
+    for i, (tap, (lat, out)) in enumerate(zip((s16, s8, s4), widths)):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"fpn_up{i}")(x)
+        x = layers.Add(name=f"fpn_add{i}")([x, layers.Conv2D(lat, 1, name=f"fpn_conv2d_{i + 1}")(tap)])
+        x = layers.SeparableConv2D(out, 3, padding="same", activation="relu", name=f"fpn_sep{i}")(x)
+    x = layers.SeparableConv2D(head, 3, padding="same", activation="relu", name="kpt_heatmap_sep")(x)
+    return bounded_sigmoid(layers.Conv2D(num_keypoints, 1, name="kpt_heatmap_out")(x))
 
 
 def default_channels(head: Head, encoder_channels: int) -> tuple[int, ...]:

@@ -1,23 +1,21 @@
 """MobileNetV1 / V2 / V3 encoders (Howard et al. 2017; Sandler et al. 2018; Howard et al. 2019) with a heatmap
 head - the encoders of Park et al.'s comparison (Sensors 2021) - and an EfficientPose-style slim-head student.
 
-Encoders map normalised pixels (B, H, W, 3) to features (B, H/s, W/s, C), s = ``output_stride``, and end with
-the same last 1x1 conv as the torchvision ``features`` Park et al. used (1024, 1280, 960 / 576 channels).
-Unlike torchvision, ``width`` scales that last conv too, so that a narrow student is small all through.
+V1 and V2 are tf_keras.applications' own models (standard layer names, so ImageNet weights and the MoveNet file
+load by name: ``tfpose.models.init``). V3 and the slim student's V2 blocks are built here, from ``blocks.py``:
+those encoders map normalised pixels (B, H, W, 3) to features (B, H/s, W/s, C), s = ``output_stride``, and end
+with the last 1x1 conv of torchvision's ``features`` (960 / 576 channels), scaled by ``width`` too.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 from tfpose._keras import keras
-from tfpose.models.blocks import StrideBudget, conv_bn, depthwise_bn, inverted_residual, make_divisible
+from tfpose.models.blocks import StrideBudget, conv_bn, inverted_residual, make_divisible
 from tfpose.models.heads import Head, encoder_with_head
 from tfpose.models.registry import register
 
-# (channels, stride) of each depthwise-separable block
-V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-             (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
 # (expansion t, channels c, repeats n, stride s)
 V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
              (6, 320, 1, 1))
@@ -31,16 +29,6 @@ V3_SMALL = ((3, 16, 16, True, "relu", 2), (3, 72, 24, False, "relu", 2), (3, 88,
             (5, 96, 40, True, "hswish", 2), (5, 240, 40, True, "hswish", 1), (5, 240, 40, True, "hswish", 1),
             (5, 120, 48, True, "hswish", 1), (5, 144, 48, True, "hswish", 1), (5, 288, 96, True, "hswish", 2),
             (5, 576, 96, True, "hswish", 1), (5, 576, 96, True, "hswish", 1))
-
-
-def mobilenetv1_encoder(x, output_stride: int = 32, width: float = 1.0):
-    """(B, H, W, 3) -> (B, H/s, W/s, 1024 * width); ReLU6 as in Keras' reference."""
-    budget = StrideBudget(output_stride)
-    x = conv_bn(x, make_divisible(32 * width), 3, budget(2), "relu6", name="stem")
-    for i, (c, s) in enumerate(V1_BLOCKS):
-        x = depthwise_bn(x, 3, budget(s), "relu6", name=f"block{i + 1}_dw")
-        x = conv_bn(x, make_divisible(c * width), 1, act="relu6", name=f"block{i + 1}_pw")
-    return x
 
 
 def mobilenetv2_encoder(x, output_stride: int = 32, width: float = 1.0, last: bool = True):
@@ -67,20 +55,62 @@ def mobilenetv3_encoder(x, output_stride: int = 32, width: float = 1.0, blocks=V
     return conv_bn(x, make_divisible(6 * blocks[-1][2] * width), 1, act="hswish", name="last")
 
 
-@register("mobilenetv1", "student", (192, 256), "MobileNetV1 encoder + DUC (Park et al. 2021)", tiny=dict(width=0.25))
-def mobilenetv1(input_size=(192, 256), num_keypoints=17, width: float = 1.0, head: Head = "duc",
-                head_channels: Sequence[int] | None = None) -> keras.Model:
-    """Raw pixels (B, H, W, 3) -> heatmaps (B, H/4, W/4, K); ``width`` scales every layer; heads: see heads.py."""
-    return encoder_with_head("mobilenetv1", input_size, num_keypoints,
-                             lambda x, s: mobilenetv1_encoder(x, s, width), head, head_channels)
+# The stride-4, 8, 16 and 32 features of the tf_keras.applications encoders, by layer name: what a pyramid head
+# taps (MoveNet's laterals for V2).
+PYRAMID_TAPS = {
+    "mobilenetv1": ("conv_pw_3_relu", "conv_pw_5_relu", "conv_pw_11_relu", "conv_pw_13_relu"),
+    "mobilenetv2": ("block_2_add", "block_5_add", "block_9_add", "out_relu"),
+}
+ApplicationHead = Literal["fpn", "duc", "deconv"]
 
 
-@register("mobilenetv2", "student", (192, 256), "MobileNetV2 encoder + DUC (Park et al. 2021)", tiny=dict(width=0.25))
-def mobilenetv2(input_size=(192, 256), num_keypoints=17, width: float = 1.0, head: Head = "duc",
+def applications_encoder(family: str, inputs, width: float):
+    """The tf_keras.applications encoder of ``family`` built on ``inputs`` (B, H, W, 3) in [-1, 1], flat in the
+    caller's graph, so its layers keep the standard names that ImageNet weights and the MoveNet file use.
+    Returns the encoder model; ``PYRAMID_TAPS[family]`` names its stride 4 ... 32 outputs."""
+    import warnings
+
+    build = {"mobilenetv1": keras.applications.MobileNet, "mobilenetv2": keras.applications.MobileNetV2}[family]
+    with warnings.catch_warnings():   # "input size not in [96, ..., 224]": the weights come later, by name
+        warnings.simplefilter("ignore")
+        return build(input_tensor=inputs, alpha=width, include_top=False, weights=None)
+
+
+def _mobilenet_student(family: str, input_size, num_keypoints: int, width: float, head: ApplicationHead,
+                       head_channels) -> keras.Model:
+    from tfpose.models.blocks import image_input, normalise_input
+    from tfpose.models.heads import attach_head, pyramid_head
+
+    if head not in ("fpn", "duc", "deconv"):
+        raise ValueError(f"the {family} student takes head 'fpn', 'duc' or 'deconv', got '{head}'")
+    inputs = image_input(input_size, 32, family)
+    encoder = applications_encoder(family, normalise_input(inputs), width)
+    taps = [encoder.get_layer(name).output for name in PYRAMID_TAPS[family]]
+    if head == "fpn":
+        heatmaps = pyramid_head(taps, num_keypoints, tuple(head_channels or (64, 32, 24, 96)))
+    else:
+        heatmaps = attach_head(taps[-1], head, num_keypoints, head_channels)
+    return keras.Model(inputs, heatmaps, name=family)
+
+
+@register("mobilenetv1", "student", (192, 256), "MobileNetV1 (tf_keras.applications) + DUC or a feature pyramid",
+          tiny=dict(width=0.25))
+def mobilenetv1(input_size=(192, 256), num_keypoints=17, width: float = 1.0, head: ApplicationHead = "duc",
                 head_channels: Sequence[int] | None = None) -> keras.Model:
-    """Raw pixels (B, H, W, 3) -> heatmaps (B, H/4, W/4, K); ``width`` scales every layer; heads: see heads.py."""
-    return encoder_with_head("mobilenetv2", input_size, num_keypoints,
-                             lambda x, s: mobilenetv2_encoder(x, s, width), head, head_channels)
+    """Raw pixels (B, H, W, 3) -> heatmaps (B, H/4, W/4, K). ``width`` is the applications' alpha; the layers keep
+    the applications' names, so ImageNet weights (``student.init: imagenet`` or a weights file) load by name.
+    Heads: ``duc`` / ``deconv`` (heads.py) on the stride-32 features, ``fpn`` (``heads.pyramid_head``)."""
+    return _mobilenet_student("mobilenetv1", input_size, num_keypoints, width, head, head_channels)
+
+
+@register("mobilenetv2", "student", (192, 256), "MobileNetV2 (tf_keras.applications) + DUC or MoveNet's feature "
+          "pyramid and heatmap head", tiny=dict(width=0.35))
+def mobilenetv2(input_size=(192, 256), num_keypoints=17, width: float = 1.0, head: ApplicationHead = "duc",
+                head_channels: Sequence[int] | None = None) -> keras.Model:
+    """Raw pixels (B, H, W, 3) -> heatmaps (B, H/4, W/4, K). With ``head: fpn`` at width 1 this is MoveNet
+    Lightning's backbone, pyramid and heatmap head, layer for layer and name for name, so
+    ``student.init: ../shared/models/init/movenet-lightning-keras.h5`` starts it pose-pretrained at any input size."""
+    return _mobilenet_student("mobilenetv2", input_size, num_keypoints, width, head, head_channels)
 
 
 @register("mobilenetv3_large", "student", (192, 256), "MobileNetV3-Large encoder + DUC (Park et al. 2021)",
