@@ -1,14 +1,16 @@
-"""Our int8 student beside MoveNet Lightning and Thunder: the same persons, the same runtime, one table.
+"""Our int8 student beside MoveNet Lightning and Thunder: the same persons, the same runtime, one validator run.
 
-The persons are the validation side of coco-mini-train split by image (``CocoDataset.split(0.3, seed=0)``, the split
-training uses), cropped from ground-truth boxes; each model crops them its own way (tfpose: its metadata's input
-size and padding; MoveNet: a square crop with the same centre). Needs only the device install (no TensorFlow).
+Two dev-val sets, never trained on: the validation side of coco-mini-train split by image
+(``CocoDataset.split(0.3, seed=0)``, the split training uses) and PARSE's test half (its last 205 images, written
+as COCO JSON by ``python -m tfpose.data.lsp --format parse --split test``). Persons are cropped from ground-truth
+boxes; each model crops them its own way (tfpose: its metadata's input size and padding; MoveNet: a square crop
+with the same centre). The report gives paired bootstrap gaps of the student against each peer on both sets.
 
-    python benchmarks/peers.py runs/quickstart/student_int8.tflite     # student + MoveNet Lightning and Thunder
-    python benchmarks/peers.py                                          # MoveNet alone
+    python benchmarks/peers.py runs/default/student_int8.tflite      # student + MoveNet Lightning and Thunder
+    python benchmarks/peers.py                                        # MoveNet alone
 
-It is ``tfpose-validate STUDENT LIGHTNING THUNDER --annotations ... --split val ...`` with the paths filled in; the
-full report (JSON, Markdown, overlays, accuracy-vs-latency plot) goes to ``--out``.
+It is ``tfpose-validate STUDENT LIGHTNING THUNDER --annotations ... --split val --extra-set parse_test ...`` with
+the paths filled in; the full report (JSON, Markdown, overlays, accuracy-vs-latency plot) goes to ``--out``.
 """
 
 from __future__ import annotations
@@ -39,15 +41,19 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "runs/peers")
+    parser.add_argument("--no-parse", action="store_true", help="score on coco-mini val alone")
     args = parser.parse_args(argv)
     data = args.shared / "data/coco-mini-train"
     peers = [args.shared / "models/movenet-peers" / p for p in args.peers]
     models = ([Path(args.student)] if args.student else []) + peers
+    extra = ()
     try:
+        if not args.no_parse:
+            extra = (("parse_test", parse_test_json(args.shared, args.out), args.shared / "data/lsp/parse"),)
         report = validate(models[0], data / "annotations/person_keypoints_train2017.json", data / "train2017",
                           args.out, threads=args.threads, warmup=args.warmup, runs=args.runs,
                           xnnpack=[x == "on" for x in args.xnnpack], peers=models[1:], split="val", val_fraction=0.3,
-                          split_seed=0)
+                          split_seed=0, extra_sets=extra)
     except (TfposeError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -55,9 +61,36 @@ def main(argv=None) -> int:
     print(f"coco-mini-train val split (0.3 by image, seed 0): {report['dataset']['crops']} ground-truth crops; "
           f"{m['cpu']}, {m['cpus']} CPUs, load average {m['load_average_1min']:.1f} at the start\n")
     print(comparison_markdown(report["comparison"], report["dataset"]["headline"]))
+    for name, scored in report.get("sets", {}).items():
+        if name != "main":
+            print(f"\n{name}: {scored['dataset']['crops']} ground-truth crops\n")
+            print(comparison_markdown(scored["comparison"], "AP"))
+    print(gaps_markdown(report))
     print("command: python benchmarks/peers.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])))
     print(f"report: {args.out / 'report.md'}")
     return 0
+
+
+def parse_test_json(shared: Path, out: Path) -> Path:
+    """PARSE's test half as COCO keypoints JSON under ``out`` (needs scipy, the training install)."""
+    from tfpose.artifacts import write_json
+    from tfpose.data.formats import read_dataset
+
+    path = out / "parse_test.json"
+    write_json(path, read_dataset("parse", shared / "data/lsp/parse", split="test").raw)
+    return path
+
+
+def gaps_markdown(report: dict) -> str:
+    """The student minus each peer on every set, paired bootstrap 95 % intervals."""
+    lines = ["", f"{report['model']} minus each peer (95 % paired bootstrap):", "",
+             "| set | peer | AP | mean OKS | PCK@0.2 |", "|---|---|---|---|---|"]
+    for name, scored in report.get("sets", {}).items():
+        for peer, g in scored["gaps"].items():
+            cells = [f"{g[k]['gap']:+.3f} [{g[k]['ci95'][0]:+.3f}, {g[k]['ci95'][1]:+.3f}]"
+                     for k in ("AP", "mean_OKS", "PCK@0.2")]
+            lines.append(f"| {'coco-mini val' if name == 'main' else name} | {peer} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

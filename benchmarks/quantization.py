@@ -8,9 +8,10 @@ Data: the real photos of ../shared/data/coco-mini-train, ``load_coco(...).split(
 from the val side's labelled ground-truth boxes (OKS AP with its image-bootstrap 95 % interval, PCK@0.2;
 ``tfpose.evaluation``). Agreement: the share of visible val joints (COCO v = 2) whose keypoint lies within one
 heatmap cell of the float Keras student's, every model decoded by the same codec; beside it the same over every
-labelled joint (v > 0). Pruning and QAT fine-tune through the Distiller; with the teacher's cached views (the
-pipeline's ``teacher_views_N_KEY.npz`` beside the student, or ``--teacher-views``) the teacher guides (alpha
-0.5), otherwise ground truth alone. Size: the .tflite with its metadata; zip: its deflate size. Latency:
+labelled joint (v > 0). Pruning and QAT fine-tune through the Distiller; with the teacher's cached views (a
+complete ``teacher_views_N_KEY`` folder of the pipeline, ``tfpose.distill.view_cache``, beside the student, or
+``--teacher-views``; drawn evenly over its persons, mirrored by coin flip) the teacher guides (alpha 0.5), otherwise
+ground truth alone. Size: the .tflite with its metadata; zip: its deflate size. Latency:
 ai-edge-litert, XNNPACK, 1 thread, batch 1, in a fresh process.
 """
 
@@ -34,24 +35,37 @@ from tfpose.config import CodecConfig  # noqa: E402
 SHARED = Path(os.environ.get("TFPOSE_SHARED", ROOT.parent / "shared"))
 
 
+def teacher_view_cache(args, codec):
+    """The complete cached teacher views to fine-tune on (``--teacher-views``, else the first complete
+    ``teacher_views_*`` folder beside ``--student``) whose crops are the student's input size; None without one."""
+    from tfpose.distill.view_cache import open_view_cache
+
+    folders = [Path(args.teacher_views)] if args.teacher_views else \
+        sorted(f for f in Path(args.student).parent.glob("teacher_views_*") if f.is_dir())
+    for folder in folders:
+        cache = open_view_cache(folder)
+        if cache is not None and cache["crops"].shape[1:3] == (codec.input_size[1], codec.input_size[0]):
+            return cache
+    return None
+
+
 def finetune_data(args, train, codec, batch: int):
     """(dataset, teacher stand-in or None): cached teacher views when given, else augmented GT crops."""
-    from tfpose._keras import tf
     from tfpose.config import AugmentConfig
     from tfpose.data.pipeline import build_dataset
     from tfpose.data.samples import CropSampler
+    from tfpose.distill.view_cache import cached_view_dataset
     from tfpose.skeleton import COCO17
 
-    views = args.teacher_views or next(iter(sorted(Path(args.student).parent.glob("teacher_views_*.npz"))), None)
-    if views and Path(views).is_file():
-        cache = np.load(views)
-        if cache["crops"].shape[1:3] == (codec.input_size[1], codec.input_size[0]):
-            targets = {"heatmaps": cache["heatmaps"], "weights": cache["weights"],
-                       "teacher_heatmaps": cache["teacher_heatmaps"]}
-            ds = tf.data.Dataset.from_tensor_slices((cache["crops"], targets)).shuffle(4096, seed=0)
-            cast = lambda x, t: (tf.cast(x, tf.float32), {k: tf.cast(v, tf.float32) for k, v in t.items()})
-            print(f"fine-tuning on {len(cache['crops'])} cached teacher views", flush=True)
-            return ds.map(cast).batch(batch, drop_remainder=True).prefetch(2), _Precomputed()
+    cache = teacher_view_cache(args, codec)
+    if cache is not None:
+        # the ground truth encoded as the pipeline encoded it (its sigma), beside the teacher's maps cut for it
+        target_codec = cache.codec or codec
+        ds = cached_view_dataset(cache, target_codec, COCO17.flip_index, np.full(cache.persons, 1 / cache.persons),
+                                 batch, colour=0.0, seed=0)
+        print(f"fine-tuning on {len(cache)} cached teacher views ({cache.persons} persons) in {cache.folder}",
+              flush=True)
+        return ds, _Precomputed()
     sampler = CropSampler(train.labelled(), codec, COCO17.flip_index, 1.25, AugmentConfig(colour=0.0))
     print("fine-tuning on ground truth only", flush=True)
     return build_dataset(sampler, batch, training=True, seed=0), None
@@ -68,7 +82,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", default="runs/default/student.keras", help="float Keras student")
     parser.add_argument("--teacher-views", help="cached teacher heatmaps for fine-tuning, a pipeline's "
-                        "teacher_views_*.npz (default: the one beside --student; ignored if absent or of another size)")
+                        "teacher_views_* folder (default: the first complete one beside --student; ignored if absent, "
+                        "incomplete or of another size)")
     parser.add_argument("--steps", type=int, default=200, help="fine-tuning batches for pruning and for QAT")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--sparsity", type=float, default=0.5)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tfpose.distill.losses import (binarize, dskd_terms, feature_hint, kd_weight, keypoint_mse, okdhp_ramp,
+from tfpose.distill.losses import (alpha_kd, binarize, dskd_terms, feature_hint, kd_weight, keypoint_mse, okdhp_ramp,
                                    spatial_kl, spatial_softmax_ce)
 
 
@@ -89,3 +89,19 @@ def test_keypoint_mse_of_unlabelled_crops_is_zero():
     """An unlabelled person box has GT weights 0: its ground-truth term vanishes, the teacher alone teaches."""
     pred = np.random.default_rng(0).uniform(size=(2, 3, 3, 4)).astype(np.float32)
     assert float(keypoint_mse(pred, np.zeros_like(pred), np.zeros((2, 4), np.float32))) == 0.0
+
+
+def test_alpha_kd_teaches_an_unlabelled_joint_by_the_teacher_alone_with_weight_one():
+    pred = np.zeros((1, 2, 2, 2), np.float32)
+    truth = np.ones_like(pred)                 # gt 0.5 a joint
+    teacher = np.full_like(pred, 2.0)          # kd 0.5 x 4 = 2 a joint
+    labelled = np.array([[1.0, 0.0]], np.float32)
+    total, gt, kd = alpha_kd(pred, truth, labelled, teacher, 0.8)
+    assert float(gt) == pytest.approx(0.25) and float(kd) == pytest.approx(2.0)   # means over both joints
+    # joint 0: 0.2 x 0.5 + 0.8 x 2; joint 1 (unlabelled): 1 x 2, not 0.8 x 2; averaged over the 2 joints
+    assert float(total) == pytest.approx((0.2 * 0.5 + 0.8 * 2.0 + 2.0) / 2)
+    assert float(total) != pytest.approx(0.2 * float(gt) + 0.8 * float(kd))      # the old mix
+    # a box without keypoints learns the teacher's maps whatever alpha is
+    for alpha in (0.0, 0.5):
+        total, _, kd = alpha_kd(pred, truth, np.zeros((1, 2), np.float32), teacher, alpha)
+        assert float(total) == pytest.approx(float(kd)) == pytest.approx(2.0)

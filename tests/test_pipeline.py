@@ -79,3 +79,134 @@ def test_teacher_views_key_changes_with_what_the_views_depend_on_and_only_then(t
                key(augment=AugmentConfig(rotation=10)), key(views=8), key(codec=HeatmapCodec((64, 128))),
                key(cfg=load_config(None, ["seed=1"])), key(cfg=load_config(None, ["teacher.output_key=other"]))]
     assert base not in changed and len(set(changed)) == len(changed)
+
+
+def _persons(image_ids, labelled=True, first_ann=1):
+    from pathlib import Path
+
+    import numpy as np
+
+    from tfpose.data.coco import Person
+
+    return [Person(i, first_ann + n, Path(f"/photos/{i}.jpg"), (0.0, 0.0, 10.0, 20.0), np.zeros((17, 2)),
+                   np.full(17, 2 if labelled else 0), 200.0) for n, i in enumerate(image_ids)]
+
+
+def test_each_source_draws_its_weight_of_the_crops_spread_evenly_over_its_persons(tmp_path):
+    import numpy as np
+
+    from tfpose.config import load_config
+    from tfpose.data.coco import CocoDataset
+    from tfpose.pipeline import TrainingSource, make_context, training_persons
+
+    def source(name, weight, persons, unlabelled=True):
+        return TrainingSource(name, CocoDataset(tmp_path / f"{name}.json", tmp_path, {}, persons, {}), weight,
+                              unlabelled)
+
+    ctx = make_context(load_config(None), tmp_path)
+    a = _persons([1, 2, 3]) + _persons([4], labelled=False, first_ann=10)
+    b = _persons([5, 6], first_ann=20) + _persons([7], labelled=False, first_ann=30)
+    ctx.sources = [source("a", 1.0, a), source("b", 3.0, b, unlabelled=False),
+                   source("empty", 2.0, []), source("off", 0.0, _persons([8], first_ann=40))]
+    persons, p = training_persons(ctx, with_unlabelled=False)
+    assert [q.ann_id for q in persons] == [1, 2, 3, 20, 21]     # no empty source, no weight-0 source
+    np.testing.assert_allclose(p, [1 / 4 / 3] * 3 + [3 / 4 / 2] * 2)
+    persons, p = training_persons(ctx, with_unlabelled=True)
+    assert [q.ann_id for q in persons] == [1, 2, 3, 10, 20, 21]  # b keeps its boxes without keypoints out
+    np.testing.assert_allclose(p, [1 / 4 / 4] * 4 + [3 / 4 / 2] * 2)
+    assert p.sum() == pytest.approx(1.0)
+    ctx.sources = [source("empty", 1.0, [])]
+    persons, p = training_persons(ctx, with_unlabelled=True)
+    assert persons == [] and len(p) == 0
+
+
+def test_weighted_training_indices_draw_by_probability_with_replacement():
+    import numpy as np
+
+    from tfpose.data.pipeline import training_indices
+
+    def draws(seed, probabilities=None, training=True, n=400):
+        return np.array([(int(i), int(s)) for i, s in training_indices(n, training, seed, probabilities)])
+
+    p = np.array([0.5, 0.0, 0.5, 0.0] + [0.0] * 396)
+    weighted = draws(0, p)
+    assert len(weighted) == 400 and set(weighted[:, 0]) == {0, 2}   # an epoch is n draws; probability 0 never
+    assert abs((weighted[:, 0] == 0).mean() - 0.5) < 0.08
+    np.testing.assert_array_equal(draws(0, p), weighted)            # fixed by the seed
+    assert not np.array_equal(draws(1, p)[:, 0], weighted[:, 0])
+    assert len(set(weighted[:, 1])) > 390                           # each draw its own augmentation seed
+    shuffled = draws(0)
+    assert sorted(shuffled[:, 0]) == list(range(400)) and list(shuffled[:, 0]) != list(range(400))
+    in_order = draws(0, training=False, n=5)
+    np.testing.assert_array_equal(in_order, [[i, 0] for i in range(5)])
+
+
+def _data_cfg(root, *overrides):
+    from tfpose.config import load_config
+
+    return load_config(None, ["data.source=coco", f"data.root={root}", *overrides])
+
+
+def _coco_source(root, split="val", **extra):
+    """One ``data.sources`` entry as a YAML flow mapping, for a key=value override."""
+    fields = {"format": "coco", "root": str(root), "annotations": f"annotations/person_keypoints_{split}.json",
+              "images": f"images/{split}", **extra}
+    return "{" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + "}"
+
+
+def test_sources_and_dev_val_sets_are_read_and_weighted(synthetic_root, tmp_path):
+    import numpy as np
+
+    from tfpose.pipeline import load_data, make_context, training_persons
+
+    ctx = make_context(_data_cfg(synthetic_root, "data.weight=1.0",
+                                 f"data.sources=[{_coco_source(synthetic_root, 'train', weight=3.0)}]",
+                                 f"data.val_sources=[{_coco_source(synthetic_root, 'val')}]"), tmp_path)
+    load_data(ctx)
+    assert [s.weight for s in ctx.sources] == [1.0, 3.0] and list(ctx.val_sets) == ["val", "coco:all"]
+    assert len(ctx.val_sets["coco:all"].images) == 8 and len(ctx.sources[1].dataset.images) == 24
+    persons, p = training_persons(ctx, with_unlabelled=False)
+    main = len(ctx.train.labelled())
+    assert len(persons) == main + len(ctx.sources[1].dataset.labelled())
+    assert p[:main].sum() == pytest.approx(0.25) and p[main:].sum() == pytest.approx(0.75)
+
+
+def test_a_training_source_holding_a_dev_val_image_is_refused(synthetic_root, tmp_path):
+    from tfpose.errors import InputError
+    from tfpose.pipeline import load_data, make_context
+
+    # another annotation file, elsewhere, naming one of the val images: the same photo, so still held out
+    raw = json.loads((synthetic_root / "annotations/person_keypoints_val.json").read_text())
+    first = raw["images"][0]["id"]
+    raw = {**raw, "images": raw["images"][:1], "annotations": [a for a in raw["annotations"] if a["image_id"] == first]}
+    (tmp_path / "other.json").write_text(json.dumps(raw))
+    other = _coco_source(tmp_path, annotations="other.json", images=synthetic_root / "images/val")
+    ctx = make_context(_data_cfg(synthetic_root, f"data.sources=[{_coco_source(synthetic_root, 'train')}, {other}]"),
+                       tmp_path / "run")
+    with pytest.raises(InputError, match="dev-val set 'val'") as e:
+        load_data(ctx)
+    assert e.value.field == "data.sources[1]" and raw["images"][0]["file_name"] in str(e.value)
+    # the train split trains while the val split of the same file scores: the default, allowed
+    ctx = make_context(_data_cfg(synthetic_root, "data.val_fraction=0.25"), tmp_path / "split")
+    load_data(ctx)
+    # the whole train file beside its own val split: refused, named as the main data
+    ctx = make_context(_data_cfg(synthetic_root, "data.val_fraction=0.25",
+                                 f"data.sources=[{_coco_source(synthetic_root, 'train')}]"), tmp_path / "twice")
+    with pytest.raises(InputError, match="dev-val set 'val'") as e:
+        load_data(ctx)
+    assert e.value.field == "data.sources[0]"
+
+
+@pytest.mark.parametrize("key, source, message", [
+    ("sources", "{format: coco, root: ROOT/nowhere, annotations: a.json, images: im}", "a.json"),
+    ("sources", "{format: coco, root: ROOT, split: tran, annotations: a.json, images: im}", "did you mean 'train'"),
+    ("val_sources", "{format: cocoo, root: ROOT}", "did you mean 'coco'"),
+])
+def test_a_source_that_cannot_be_read_names_its_config_entry(synthetic_root, tmp_path, key, source, message):
+    from tfpose.errors import InputError
+    from tfpose.pipeline import load_data, make_context
+
+    ctx = make_context(_data_cfg(synthetic_root, f"data.{key}=[{source.replace('ROOT', str(tmp_path))}]"), tmp_path)
+    with pytest.raises(InputError, match=message) as e:
+        load_data(ctx)
+    assert e.value.field == f"data.{key}[0]" and f"field 'data.{key}[0]'" in str(e.value)

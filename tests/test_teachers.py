@@ -117,11 +117,17 @@ def test_config_selects_the_savedmodel_teacher_and_the_pipeline_scores_it_on_its
 
 def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, thunder):
     from tfpose import pipeline as p
+    from tfpose._keras import keras
     from tfpose.config import load_config
+    from tfpose.distill.distiller import Distiller
+    from tfpose.distill.view_cache import ViewCache, cached_view_dataset
+    from tfpose.models import build_model
+    from tests.conftest import TINY_STUDENT
 
     data = shared_path("data/coco-mini-train")
     cfg = load_config(p.Path(__file__).resolve().parents[1] / "configs/default_student.yaml",
-                      [f"data.root={data}", "distill.teacher_views=2", "distill.train.epochs=1",
+                      [f"data.root={data}", "data.sources=[]", "data.val_sources=[]", "codec.input_size=[96,128]",
+                       "codec.sigma=2.0", "distill.teacher_views=2", "distill.train.epochs=1",
                        "distill.train.steps_per_epoch=2", "distill.train.batch_size=4",
                        "distill.train.eval_every_epochs=0", f"distill.teacher_cache={tmp_path / 'cache'}"])
     ctx = p.make_context(cfg, tmp_path)
@@ -129,40 +135,74 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
     sampler = ctx.sampler(ctx.train, augment=True)
     sampler.persons = sampler.persons[:3]
     cache = p.cached_teacher_views(ctx, thunder, sampler, 2)
-    assert cache["crops"].shape == (6, 128, 96, 3) and cache["teacher_heatmaps"].shape == (6, 32, 24, 17)
-    assert cache["crops"].dtype == np.uint8
+    assert isinstance(cache, ViewCache) and (len(cache), cache.persons) == (6, 3)
+    assert cache["crops"].shape == (6, 128, 96, 3) and cache["teacher"].shape == (6, 32, 24, 17)
+    assert cache["keypoints"].shape == (6, 17, 2) and cache["visibility"].shape == (6, 17)
+    assert cache["crops"].dtype == np.uint8 and cache["teacher"].dtype == np.uint8
+    assert cache["teacher"].max() > 100           # x 255: the teacher's peaks, not its [0, 1] values truncated
     # view 0 is the plain crop, view 1 an augmented one: different pixels, different teacher maps
     assert not np.array_equal(cache["crops"][0], cache["crops"][1])
-    assert len(list((tmp_path / "cache").glob("teacher_views_2_*.npz"))) == 1
+    assert not np.array_equal(cache["teacher"][0], cache["teacher"][1])
+    # the plain view's labelled joints are the sampler's own
+    plain = sampler.sample(0)
+    np.testing.assert_allclose(cache["keypoints"][0], plain.keypoints)
+    np.testing.assert_array_equal(cache["visibility"][0] > 0, plain.weights > 0)
+    folders = sorted((tmp_path / "cache").glob("teacher_views_2_*"))
+    assert len(folders) == 1 and folders[0].is_dir()
     # another run folder sharing the cache folder: no teacher needed the second time
     again = p.cached_teacher_views(p.make_context(cfg, tmp_path / "other_run"), None, sampler, 2)
-    np.testing.assert_array_equal(again["teacher_heatmaps"], cache["teacher_heatmaps"])
+    np.testing.assert_array_equal(again["teacher"], cache["teacher"])
+    # the cached views train a student through the Distiller, the teacher's maps arriving precomputed
+    probabilities = np.full(3, 1 / 3)
+    ds = cached_view_dataset(cache, ctx.codec, ctx.skeleton.flip_index, probabilities, 4, 0.2, seed=0)
+    keras.utils.set_random_seed(0)
+    student = build_model("peleenet_duc", 17, (96, 128), **TINY_STUDENT)
+    distiller = Distiller(student, thunder, alpha=0.5)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = distiller.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
+    assert history.history["kd_loss"][0] > 0 and np.isfinite(history.history["loss"][0])
     sampler.persons = sampler.persons[:2]         # other persons, other views: computed afresh, kept beside
-    assert p.cached_teacher_views(ctx, thunder, sampler, 2)["crops"].shape[0] == 4
-    assert len(list((tmp_path / "cache").glob("teacher_views_2_*.npz"))) == 2
+    assert len(p.cached_teacher_views(ctx, thunder, sampler, 2)) == 4
+    assert len(list((tmp_path / "cache").glob("teacher_views_2_*"))) == 2
+
+
+class _Views:
+    """A ViewCache's interface over arrays in memory."""
+
+    def __init__(self, views: int, **arrays):
+        self.views, self.arrays = views, arrays
+
+    def __getitem__(self, name):
+        return self.arrays[name]
 
 
 def test_cached_views_are_redrawn_mirrored_with_left_and_right_swapped_or_as_they_are():
-    from tfpose import pipeline as p
+    from tfpose.distill.view_cache import draw_batch
 
-    k, h, w = 3, 4, 3
+    codec = HeatmapCodec((12, 16), 4, 1.0)        # 3 x 4 cells; cell j is centred on pixel 4 j + 1.5
+    k, w = 3, 3
     flip_index = np.array([0, 2, 1])             # joint 0 central, 1 and 2 a left/right pair
-    crop = np.arange(h * 4 * w * 4 * 3, dtype=np.uint8).reshape(1, h * 4, w * 4, 3)
-    maps = np.zeros((1, h, w, k), np.float16)
-    maps[0, 1, 0, 1] = 1.0                        # joint 1 in the left column
-    cache = {"crops": crop, "heatmaps": maps, "weights": np.array([[1, 1, 0]], np.float32),
-             "teacher_heatmaps": maps * 0.5}
+    crop = np.arange(16 * 12 * 3, dtype=np.uint8).reshape(1, 16, 12, 3)
+    teacher = np.zeros((1, 4, 3, k), np.uint8)
+    teacher[0, 1, 0, 1] = 102                     # joint 1 in the left column, 0.4 x 255
+    keypoints = np.array([[[5.5, 9.5], [1.5, 5.5], [9.5, 5.5]]], np.float32)
+    visibility = np.array([[2, 2, 0]], np.uint8)  # joint 2 unlabelled
+    cache = _Views(1, crops=crop, teacher=teacher, keypoints=keypoints, visibility=visibility)
+    plain_maps, _ = codec.encode(keypoints[0], visibility[0])
     kinds = set()
-    for x, t in p._cached_dataset(cache, 1, seed=0, flip_index=flip_index, colour=0.0).repeat(40):
-        x, hm, tm, wt = x.numpy()[0], t["heatmaps"].numpy()[0], t["teacher_heatmaps"].numpy()[0], t["weights"].numpy()[0]
+    for seed in range(40):
+        x, hm, wt, tm = (a[0] for a in draw_batch(cache, codec, flip_index, np.ones(1), 1, colour=0.0, seed=seed))
         if np.array_equal(x, crop[0]):
             kinds.add("as is")
-            np.testing.assert_array_equal(hm, maps[0])
+            np.testing.assert_allclose(hm, plain_maps, atol=1e-6)
             np.testing.assert_array_equal(wt, [1, 1, 0])
+            np.testing.assert_allclose(tm, teacher[0] / 255)
         else:
             kinds.add("mirrored")
             np.testing.assert_array_equal(x, crop[0, :, ::-1])
-            assert hm[1, w - 1, 2] == 1.0 and hm.sum() == 1.0      # the right column, now the other side's joint
-            assert tm[1, w - 1, 2] == 0.5 and tm.sum() == 0.5
+            # the ground truth mirrored exactly, on the other side's channel: joint 1's peak now joint 2's
+            np.testing.assert_allclose(hm, plain_maps[:, ::-1][..., flip_index], atol=1e-6)
+            assert hm[1, w - 1, 2] == pytest.approx(1.0) and hm[..., 1].max() == 0
+            assert tm[1, w - 1, 2] == pytest.approx(0.4) and tm.sum() == pytest.approx(0.4)
             np.testing.assert_array_equal(wt, [1, 0, 1])
     assert kinds == {"as is", "mirrored"}

@@ -261,3 +261,39 @@ def test_empty_or_mismatched_data_fails_clearly(tiny_export, fixtures, tmp_path,
     _fails([model, "--annotations", coco / "test_coco.json", "--images", coco, "--detections",
             tmp_path / "stray_dets.json", "--det-min-score", "2"], capsys, "field '[0].image_id'", "image id 7")
     _fails([model, "--annotations", coco / "test_coco.json"], capsys, "--images is required")
+
+
+def test_an_extra_set_scores_every_model_with_paired_gaps_and_its_own_results(tiny_export, fixtures, tmp_path):
+    import shutil
+
+    model = tiny_export["path"]
+    peer = shutil.copy(model, tmp_path / "same_model.tflite")      # the same weights under another name
+    root = tiny_export["root"]
+    out = tmp_path / "out"
+    code = main([str(model), str(peer), "--annotations", str(fixtures["coco"] / "test_coco.json"),
+                 "--images", str(fixtures["coco"]), "--extra-set", "synthetic",
+                 str(root / "annotations/person_keypoints_val.json"), str(root / "images/val"),
+                 "--threads", "1", "--runs", "0", "--overlays", "1", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["sets"]) == {"main", "synthetic"}
+    extra = report["sets"]["synthetic"]
+    persons = len(load_eval_set(root / "annotations/person_keypoints_val.json", root / "images/val").persons)
+    assert extra["dataset"]["crops"] == persons and persons != report["accuracy"]["persons"]
+    rows = extra["comparison"]
+    assert [r["model"] for r in rows] == [model.stem, "same_model"]
+    assert rows[0]["AP"] == rows[1]["AP"] and 0 <= rows[0]["AP"] <= 1 and "mean_OKS" in rows[0]
+    for set_name in ("main", "synthetic"):
+        gaps = report["sets"][set_name]["gaps"]["same_model"]
+        for name in ("AP", "mean_OKS", "PCK@0.2"):
+            assert gaps[name] == {"gap": 0.0, "ci95": [0.0, 0.0]}, (set_name, name)
+    # the main set's rows are the report's own; the extra set's its own scores
+    assert report["sets"]["main"]["comparison"] == report["comparison"]
+    results = [json.loads((out / "synthetic" / f"{m}.results.json").read_text()) for m in (model.stem, "same_model")]
+    assert len(results[0]) == persons and results[0] == results[1]
+    assert {r["image_id"] for r in results[0]} <= {p.image_id for p in load_eval_set(
+        root / "annotations/person_keypoints_val.json", root / "images/val").persons}
+    assert not (out / "synthetic/report.json").exists()             # one report, at the top
+    markdown = (out / "report.md").read_text()
+    assert "## Side by side on synthetic" in markdown and "Paired gaps on synthetic" in markdown
+    assert "| same_model | +0.000 [+0.000, +0.000] |" in markdown

@@ -101,12 +101,16 @@ def validate(model_path: str | Path, annotations: str | Path | None = None, imag
              warmup: int = 5, runs: int = 50, overlays: int = 4, xnnpack=True, *, peers=(),
              detections: str | Path | None = None, det_min_score: float = 0.0, oks_nms: float | None = None,
              split: str = "all", val_fraction: float = 0.3, split_seed: int = 0, min_keypoints: int = 1,
-             runtime: str | None = None, peer_padding: float | None = None, isolate: bool = True) -> dict:
+             runtime: str | None = None, peer_padding: float | None = None, isolate: bool = True,
+             extra_sets: tuple = ()) -> dict:
     """Run every check that has its inputs on ``model_path`` and each of ``peers``; return the report and, with
     ``out_dir``, write report.json, report.md, the overlays, the scored results and the accuracy-vs-latency plot.
 
     xnnpack: True, False, or a sequence of both for latency with XNNPACK on and off (accuracy runs with the first).
     runs: timed runs per latency setting; 0 skips latency.
+    extra_sets: (name, annotations, images) of more COCO-format sets, every model scored on each too (accuracy
+    only), in ``report["sets"]`` beside the main one; with peers, every set gets the paired gaps of the model
+    against each peer (``tfpose.evaluation.paired_gaps``).
     """
     threads = tuple(threads)
     xnnpack = (bool(xnnpack),) if isinstance(xnnpack, (bool, int)) else tuple(xnnpack)
@@ -146,10 +150,38 @@ def validate(model_path: str | Path, annotations: str | Path | None = None, imag
         report["parity"] = parity_report
     report["peers"] = entries[1:]
     report["comparison"] = [comparison_row(e, eval_set) for e in entries]
+    if eval_set is not None and (extra_sets or peers):
+        report["sets"] = {"main": score_set(eval_set, adapters, entries, all_preds)}
+        for name, set_annotations, set_images in extra_sets:
+            extra = load_eval_set(set_annotations, set_images, min_keypoints=min_keypoints)
+            set_entries, set_preds = [], []
+            for adapter, entry in zip(adapters, entries):
+                accuracy, preds = extra.evaluate(adapter.predict, adapter.skeleton, adapter.input_size, adapter.padding)
+                set_entries.append({**entry, "accuracy": accuracy, "latency": entry["latency"]})
+                set_preds.append(preds)
+            report["sets"][name] = score_set(extra, adapters, set_entries, set_preds)
+            if out_dir is not None:
+                write_outputs(Path(out_dir) / name, {**set_entries[0], "peers": set_entries[1:], "notes": [],
+                                                     "comparison": report["sets"][name]["comparison"],
+                                                     "machine": machine, "dataset": extra.describe(), "split": "all"},
+                              adapters, set_preds, extra, overlays, summary=False)
     report["peak_rss_mb"] = peak_rss_mb()
     if out_dir is not None:
         write_outputs(Path(out_dir), report, adapters, all_preds, eval_set, overlays)
     return report
+
+
+def score_set(eval_set: EvalSet, adapters, entries: list[dict], all_preds: list) -> dict:
+    """One set's side-by-side rows and the paired gaps of the first model against each other one."""
+    from tfpose.evaluation import paired_gaps
+
+    out = {"dataset": eval_set.describe(), "comparison": [comparison_row(e, eval_set) for e in entries], "gaps": {}}
+    if eval_set.kind == "coco":
+        first = entries[0]["accuracy"]
+        for entry, preds in zip(entries[1:], all_preds[1:]):
+            out["gaps"][entry["model"]] = paired_gaps(eval_set.dataset, first, entry["accuracy"],
+                                                      eval_set.results(all_preds[0]), eval_set.results(preds))
+    return out
 
 
 def machine_info() -> dict:
@@ -172,7 +204,7 @@ def comparison_row(entry: dict, eval_set: EvalSet | None) -> dict:
     if eval_set is not None:
         a, metric = entry["accuracy"], eval_set.headline
         row.update({metric: a[metric], "ci95": a[f"{metric}_ci95"]})
-        for extra in ("AP50", "PCK@0.2", "PCKh@0.1"):
+        for extra in ("AP50", "mean_OKS", "PCK@0.2", "PCKh@0.1"):
             if extra in a:
                 row[extra] = a[extra]
     for lat in entry["latency"]:
@@ -186,7 +218,7 @@ def comparison_row(entry: dict, eval_set: EvalSet | None) -> dict:
 def comparison_markdown(rows: list[dict], metric: str | None) -> str:
     threads = sorted({t for r in rows for t in r.get("ms", {})}, key=int)
     off = sorted({t for r in rows for t in r.get("ms_no_xnnpack", {})}, key=int)
-    extras = [k for k in ("AP50", "PCK@0.2", "PCKh@0.1") if any(k in r for r in rows)]
+    extras = [k for k in ("AP50", "mean_OKS", "PCK@0.2", "PCKh@0.1") if any(k in r for r in rows)]
     head = ["model", "input", "size MiB"] + ([f"{metric} [95 % CI]"] if metric else []) + extras
     memory = any(r.get("model_rss_mb") is not None for r in rows)
     head += [f"{t}-thread ms" for t in threads] + [f"{t}-thread ms, no XNNPACK" for t in off]
@@ -211,7 +243,7 @@ def _ms(v: float | None) -> str:
 
 
 def write_outputs(out_dir: Path, report: dict, adapters: list[PoseAdapter], all_preds: list, eval_set: EvalSet | None,
-                  overlays: int) -> None:
+                  overlays: int, summary: bool = True) -> None:
     """report.json/.md; per model the scored results and best/worst overlays; the accuracy-vs-latency plot."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if eval_set is not None:
@@ -226,8 +258,9 @@ def write_outputs(out_dir: Path, report: dict, adapters: list[PoseAdapter], all_
                   for r in report["comparison"] if "1" in r.get("ms", {})]
         if points and not plot_accuracy_latency(points, eval_set.headline, out_dir / "accuracy_vs_latency.png"):
             report["notes"].append("matplotlib is not installed: accuracy_vs_latency.png was skipped")
-    write_json(out_dir / "report.json", report)
-    write_text(out_dir / "report.md", to_markdown(report))
+    if summary:
+        write_json(out_dir / "report.json", report)
+        write_text(out_dir / "report.md", to_markdown(report))
 
 
 def write_overlays(preds: Predictions, quality: np.ndarray, label: str, skeleton: Skeleton, out_dir: Path, count: int,
@@ -283,6 +316,19 @@ def to_markdown(report: dict) -> str:
     if report["peers"]:
         metric = report["dataset"]["headline"] if "dataset" in report else None
         lines += ["## Side by side", "", comparison_markdown(report["comparison"], metric)]
+    for name, s in report.get("sets", {}).items():
+        if name != "main":
+            d = s["dataset"]
+            lines += [f"## Side by side on {name}", "", f"- data: {d['annotations']} ({d['crops']} crops)", "",
+                      comparison_markdown(s["comparison"], d["headline"])]
+        if s["gaps"]:
+            lines += [f"Paired gaps on {'the main set' if name == 'main' else name}, {report['model']} minus each "
+                      "model (95 % paired bootstrap: persons for mean OKS and PCK@0.2, images for AP):", "",
+                      "| against | AP | mean OKS | PCK@0.2 |", "|---|---|---|---|"]
+            for peer, g in s["gaps"].items():
+                lines.append(f"| {peer} | " + " | ".join(f"{g[k]['gap']:+.3f} [{g[k]['ci95'][0]:+.3f}, "
+                                                         f"{g[k]['ci95'][1]:+.3f}]" for k in ("AP", "mean_OKS", "PCK@0.2")) + " |")
+            lines.append("")
     lines += [f"- {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -316,6 +362,9 @@ def main(argv=None) -> int:
     data = parser.add_argument_group("accuracy")
     data.add_argument("--annotations", help="COCO person_keypoints JSON, or an MPII JSON list (PCKh)")
     data.add_argument("--images", help="folder of the images the annotations name")
+    data.add_argument("--extra-set", nargs=3, action="append", default=[], metavar=("NAME", "ANNOTATIONS", "IMAGES"),
+                      help="one more COCO-format set to score every model on (repeatable), e.g. PARSE's test half "
+                           "from `python -m tfpose.data.lsp --format parse --split test --out parse_test.json`")
     data.add_argument("--detections", help="COCO detection results: score detected boxes instead of ground-truth ones")
     data.add_argument("--det-min-score", type=float, default=0.0, help="drop detections below this box score")
     data.add_argument("--oks-nms", type=float, metavar="THR", help="OKS NMS of detected poses (e.g. 0.9); default off")
@@ -347,7 +396,8 @@ def main(argv=None) -> int:
                           args.warmup, args.runs, args.overlays, xnnpack, peers=args.peers, detections=args.detections,
                           det_min_score=args.det_min_score, oks_nms=args.oks_nms, split=args.split,
                           val_fraction=args.val_fraction, split_seed=args.split_seed, min_keypoints=args.min_keypoints,
-                          runtime=args.runtime, peer_padding=args.peer_padding, isolate=not args.in_process)
+                          runtime=args.runtime, peer_padding=args.peer_padding, isolate=not args.in_process,
+                          extra_sets=tuple(tuple(s) for s in args.extra_set))
     except (TfposeError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -37,6 +37,18 @@ class AugmentConfig:
 
 
 @dataclass
+class SourceConfig:
+    """One more training dataset, in any registered format (``tfpose.data.formats``: coco, lsp, lspet, parse)."""
+    format: str = "coco"
+    root: str = ""
+    annotations: str = ""                      # coco: the keypoints JSON, relative to root
+    images: str = ""                           # coco: the image folder, relative to root
+    split: str = "all"                         # parse: train (first 100) | test (last 205) | all
+    weight: float = 1.0                        # share of the training draws, relative to the other sources
+    unlabelled: bool = True                    # with a teacher: also its person boxes without keypoints
+
+
+@dataclass
 class DataConfig:
     source: Literal["synthetic", "coco"] = "synthetic"
     root: str = "runs/data/synthetic"          # dataset folder (synthetic: where it is generated)
@@ -48,6 +60,11 @@ class DataConfig:
     split_seed: int = 0
     min_keypoints: int = 1                     # annotations with fewer labelled joints are skipped in training
     padding: float = 1.25                      # box enlargement before cropping
+    weight: float = 1.0                        # sampling weight of the main source's training split among `sources`
+    # more training datasets; each draws `weight` / (sum of weights) of the training crops. No training image may
+    # be one of a dev-val set's (the val split above, `val_sources`): the pipeline refuses such a config
+    sources: tuple[SourceConfig, ...] = ()
+    val_sources: tuple[SourceConfig, ...] = ()  # more dev-val sets, scored beside the val split (e.g. PARSE's test half)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
@@ -67,6 +84,8 @@ class CodecConfig:
 class ModelConfig:
     name: str = "peleenet_duc"
     params: dict = field(default_factory=dict)  # keyword arguments of the registered builder
+    init: str = ""                              # "imagenet", or a tf_keras .h5 model / weights file copied by name
+    freeze_batchnorm: bool = False              # BatchNorm kept in inference mode (pretrained statistics)
 
 
 @dataclass

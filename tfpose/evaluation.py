@@ -92,6 +92,8 @@ def score_predictions(preds: Predictions, dataset: CocoDataset, skeleton: Skelet
     visible = np.stack([p.visibility > 0 for p in preds.persons])
     boxes = np.array([p.box[2:] for p in preds.persons])
     pck_all, pck_joint = pck(preds.keypoints, truth, visible, boxes, 0.2)
+    # per person: how many of its labelled joints PCK@0.2 counts as hits, so paired bootstraps can pool them
+    hits = (np.linalg.norm((preds.keypoints - truth) / np.maximum(boxes[:, None, :], 1e-6), axis=-1) < 0.2) & visible
     per_person = np.array([
         oks_matrix([{"keypoints": np.hstack([kp, np.ones((len(kp), 1))]).ravel()}],
                    [{"keypoints": np.hstack([p.keypoints, p.visibility[:, None]]).ravel(), "bbox": p.box,
@@ -106,38 +108,76 @@ def score_predictions(preds: Predictions, dataset: CocoDataset, skeleton: Skelet
         "PCK@0.2_per_joint": {n: (None if np.isnan(v) else float(v)) for n, v in zip(skeleton.keypoints, pck_joint)},
         "mean_OKS": float(oks_labelled.mean()) if oks_labelled.size else float("nan"), "mean_OKS_ci95": [lo, hi],
         "persons": int(labelled.sum()), "per_person_oks": [float(v) for v in per_person],
+        "per_person_pck_hits": [int(v) for v in hits.sum(1)], "per_person_labelled": [int(v) for v in visible.sum(1)],
     }
+
+
+def _image_resamples(dataset: CocoDataset, result_sets: list[list[dict]], seed: int, samples: int):
+    """Yield ``samples`` bootstrap resamples of the images (with replacement), each as (ground truth, [results of
+    each set]) renumbered so that an image drawn twice counts twice; the same draws for every result set."""
+    anns_by_image: dict[int, list] = {}
+    for a in dataset.raw["annotations"]:
+        anns_by_image.setdefault(a["image_id"], []).append(a)
+    by_image = []
+    for results in result_sets:
+        grouped: dict[int, list] = {}
+        for r in results:
+            grouped.setdefault(r["image_id"], []).append(r)
+        by_image.append(grouped)
+    # every image that can move AP: one with a prediction or with a person to find
+    image_ids = sorted(set().union(*by_image) | {a["image_id"] for a in dataset.raw["annotations"]
+                                                 if a.get("num_keypoints", 0)})
+    if len(image_ids) < 2:
+        return
+    rng = np.random.default_rng(seed)
+    for _ in range(samples):
+        chosen = rng.choice(image_ids, len(image_ids), replace=True)
+        images, anns, res = [], [], [[] for _ in result_sets]
+        for new_id, old_id in enumerate(chosen, start=1):
+            images.append({"id": new_id})
+            anns += [{**a, "image_id": new_id, "id": len(anns) + k + 1} for k, a in enumerate(anns_by_image.get(old_id, []))]
+            for out, grouped in zip(res, by_image):
+                out += [{**r, "image_id": new_id} for r in grouped.get(old_id, [])]
+        yield {"images": images, "annotations": anns}, res
 
 
 def _bootstrap_ap(dataset: CocoDataset, results: list[dict], skeleton: Skeleton, seed: int,
                   samples: int = 200) -> tuple[float, float]:
     """95 % interval of AP by resampling images with replacement (AP is not a per-person mean)."""
-    by_image: dict[int, list] = {}
-    for r in results:
-        by_image.setdefault(r["image_id"], []).append(r)
-    anns_by_image: dict[int, list] = {}
-    for a in dataset.raw["annotations"]:
-        anns_by_image.setdefault(a["image_id"], []).append(a)
-    # every image that can move AP: one with a prediction or with a person to find
-    image_ids = sorted(set(by_image) | {a["image_id"] for a in dataset.raw["annotations"] if a.get("num_keypoints", 0)})
-    if len(image_ids) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    aps = []
-    for _ in range(samples):
-        chosen = rng.choice(image_ids, len(image_ids), replace=True)
-        images, anns, res = [], [], []
-        for new_id, old_id in enumerate(chosen, start=1):
-            images.append({"id": new_id})
-            anns += [{**a, "image_id": new_id, "id": len(anns) + k + 1} for k, a in enumerate(anns_by_image.get(old_id, []))]
-            res += [{**r, "image_id": new_id} for r in by_image.get(old_id, [])]
-        ap = coco_keypoint_eval({"images": images, "annotations": anns}, res, skeleton.oks_sigmas)["AP"]
-        if ap >= 0:
-            aps.append(ap)
+    aps = [ap for truth, (res,) in _image_resamples(dataset, [results], seed, samples)
+           if (ap := coco_keypoint_eval(truth, res, skeleton.oks_sigmas)["AP"]) >= 0]
     if not aps:
         return float("nan"), float("nan")
     lo, hi = np.percentile(aps, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def paired_gaps(dataset: CocoDataset, a: dict, b: dict, results_a: list[dict], results_b: list[dict],
+                skeleton: Skeleton = COCO17, seed: int = 0, samples: int = 1000) -> dict:
+    """Model a minus model b on the same persons, with paired bootstrap 95 % intervals: mean OKS and pooled
+    PCK@0.2 by resampling persons, AP by resampling images (200 draws). ``a``, ``b``: ``score_predictions`` dicts."""
+    oks_a, oks_b = np.array(a["per_person_oks"]), np.array(b["per_person_oks"])
+    hits_a, hits_b = np.array(a["per_person_pck_hits"]), np.array(b["per_person_pck_hits"])
+    labelled = np.array(a["per_person_labelled"])
+    if len(oks_a) != len(oks_b) or not np.array_equal(labelled, b["per_person_labelled"]):
+        raise ValueError("paired gaps need both models scored on the same persons")
+    rng = np.random.default_rng(seed)
+    scored = labelled > 0
+    oks_gap, pck_gap = [], []
+    for _ in range(samples):
+        i = rng.integers(0, len(oks_a), len(oks_a))
+        keep = i[scored[i]]
+        oks_gap.append(oks_a[keep].mean() - oks_b[keep].mean())
+        pck_gap.append((hits_a[i].sum() - hits_b[i].sum()) / max(labelled[i].sum(), 1))
+    ap_gap = [coco_keypoint_eval(truth, ra, skeleton.oks_sigmas)["AP"] - coco_keypoint_eval(truth, rb, skeleton.oks_sigmas)["AP"]
+              for truth, (ra, rb) in _image_resamples(dataset, [results_a, results_b], seed, 200)]
+
+    def gap(point, draws):
+        lo, hi = np.percentile(draws, [2.5, 97.5]) if len(draws) else (np.nan, np.nan)
+        return {"gap": float(point), "ci95": [float(lo), float(hi)]}
+
+    return {"mean_OKS": gap(a["mean_OKS"] - b["mean_OKS"], oks_gap),
+            "PCK@0.2": gap(a["PCK@0.2"] - b["PCK@0.2"], pck_gap), "AP": gap(a["AP"] - b["AP"], ap_gap)}
 
 
 def evaluate_predictor(predict: Predictor, dataset: CocoDataset, codec: HeatmapCodec, skeleton: Skeleton,

@@ -33,6 +33,8 @@ class Context:
     skeleton: Skeleton
     train: CocoDataset | None = None
     val: CocoDataset | None = None
+    sources: list["TrainingSource"] = field(default_factory=list)   # every training dataset, the main split first
+    val_sets: dict[str, CocoDataset] = field(default_factory=dict)   # every dev-val set, "val" first
     images: ImageStore = field(default_factory=ImageStore)
     timings: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
@@ -44,6 +46,32 @@ class Context:
                              path=dataset.annotation_file, field="annotations[*].keypoints")
         return CropSampler(persons, self.codec, self.skeleton.flip_index, self.cfg.data.padding,
                            self.cfg.data.augment if augment else None, self.images)
+
+
+@dataclass
+class TrainingSource:
+    name: str
+    dataset: CocoDataset
+    weight: float          # share of the training draws, relative to the other sources
+    unlabelled: bool       # its boxes without keypoints join the teacher-only crops
+
+
+def training_persons(ctx: Context, with_unlabelled: bool) -> tuple[list, np.ndarray]:
+    """Every training person of every source, and each one's probability of being drawn (N,): a source draws
+    ``weight / sum(weights)`` of the crops, spread evenly over its persons."""
+    groups = []
+    for source in ctx.sources:
+        persons = source.dataset.labelled(ctx.cfg.data.min_keypoints)
+        if with_unlabelled and source.unlabelled:
+            persons = persons + source.dataset.unlabelled()
+        if persons and source.weight > 0:
+            groups.append((persons, source.weight))
+    if not groups:
+        return [], np.zeros(0)
+    total = sum(w for _, w in groups)
+    persons = [p for group, _ in groups for p in group]
+    probabilities = np.concatenate([np.full(len(g), w / total / len(g)) for g, w in groups])
+    return persons, probabilities
 
 
 def make_context(cfg: PipelineConfig, out: str | Path) -> Context:
@@ -71,6 +99,8 @@ class stage:
 
 
 def load_data(ctx: Context) -> None:
+    from tfpose.data.formats import read_dataset
+
     d = ctx.cfg.data
     k = ctx.skeleton.num_keypoints
     root = Path(d.root)
@@ -82,11 +112,45 @@ def load_data(ctx: Context) -> None:
         ctx.train, ctx.val = ctx.train.split(d.val_fraction, d.split_seed)
     else:
         ctx.val = load_coco(root / d.val_annotations, root / d.val_images, k)
-    n_train, n_val = len(ctx.train.labelled(d.min_keypoints)), len(ctx.val.labelled())
-    print(f"    train: {n_train} labelled persons in {len(ctx.train.images)} images; "
-          f"val: {n_val} persons in {len(ctx.val.images)} images")
-    if n_train == 0:
+
+    def read(s, where):
+        try:
+            return read_dataset(s.format, s.root, s.split, s.annotations or None, s.images or None, k)
+        except InputError as e:     # the reader knows the file, only the config knows which entry named it
+            raise InputError(str(e), field=where) from e
+
+    ctx.sources = [TrainingSource(d.source, ctx.train, d.weight, True)]
+    ctx.sources += [TrainingSource(f"{s.format}:{Path(s.root).name}:{s.split}", read(s, f"data.sources[{i}]"),
+                                   s.weight, s.unlabelled) for i, s in enumerate(d.sources)]
+    ctx.val_sets = {"val": ctx.val}
+    for i, s in enumerate(d.val_sources):
+        name = f"{s.format}:{s.split}"
+        if name in ctx.val_sets:        # two sets of one format and split: keep both, told apart by their index
+            name = f"{name}:{i}"
+        ctx.val_sets[name] = read(s, f"data.val_sources[{i}]")
+    check_held_out(ctx)
+    for source in ctx.sources:
+        print(f"    train {source.name}: {len(source.dataset.labelled(d.min_keypoints))} labelled persons "
+              f"(+{len(source.dataset.unlabelled())} boxes) in {len(source.dataset.images)} images, weight {source.weight}")
+    for name, val in ctx.val_sets.items():
+        print(f"    dev-val {name}: {len(val.labelled())} persons in {len(val.images)} images")
+    if not any(s.dataset.labelled(d.min_keypoints) for s in ctx.sources):
         raise InputError("no annotation with labelled keypoints (empty dataset)", path=ctx.train.annotation_file)
+
+
+def check_held_out(ctx: Context) -> None:
+    """No training source may hold an image of a dev-val set (compared by resolved path): scores on a set the
+    student was trained on say nothing about new photos."""
+    held_out = {}
+    for name, val in ctx.val_sets.items():
+        held_out.update({Path(p.image_path).resolve(): name for p in val.persons})
+    for i, source in enumerate(ctx.sources):
+        for person in source.dataset.persons:
+            hit = held_out.get(Path(person.image_path).resolve())
+            if hit is not None:
+                field_name = "data" if i == 0 else f"data.sources[{i - 1}]"
+                raise InputError(f"training source {source.name} holds {person.image_path}, an image of the "
+                                 f"dev-val set '{hit}': never train on a set you report", field=field_name)
 
 
 def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_name: str, distill_cfg=None):
@@ -100,28 +164,33 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     from tfpose.distill.teachers import SavedModelTeacher, TeacherViewSampler, build_teacher_view_dataset
     from tfpose.train import fit, float32_head, make_strategy, precision
 
-    train_sampler = ctx.sampler(ctx.train, augment=True)
+    # boxes without keypoints: every GT weight is 0, the teacher alone teaches
+    with_unlabelled = teacher is not None and distill_cfg is not None and distill_cfg.unlabelled
+    persons, draw = training_persons(ctx, with_unlabelled)
+    if not persons:
+        raise InputError("no training person with labelled keypoints in any source (empty dataset)",
+                         path=ctx.train.annotation_file)
+    train_sampler = CropSampler(persons, ctx.codec, ctx.skeleton.flip_index, ctx.cfg.data.padding,
+                                ctx.cfg.data.augment, ctx.images)
     val_sampler = ctx.sampler(ctx.val, augment=False)
-    if teacher is not None and distill_cfg is not None and distill_cfg.unlabelled:
-        extra = ctx.train.unlabelled()   # no keypoints: every GT weight is 0, the teacher alone teaches
-        train_sampler = CropSampler(train_sampler.persons + extra, ctx.codec, ctx.skeleton.flip_index,
-                                    ctx.cfg.data.padding, ctx.cfg.data.augment, ctx.images)
-        print(f"    + {len(extra)} unlabelled person boxes (teacher targets only)")
+    print(f"    {len(persons)} training persons from {len(ctx.sources)} source(s)")
     batch = train_cfg.batch_size
     if isinstance(teacher, SavedModelTeacher) and distill_cfg is not None and distill_cfg.teacher_views > 0:
+        from tfpose.distill.view_cache import cached_view_dataset
+
         cache = cached_teacher_views(ctx, teacher, train_sampler, distill_cfg.teacher_views)
-        train_ds = _cached_dataset(cache, batch, ctx.cfg.seed, ctx.skeleton.flip_index,
-                                    ctx.cfg.data.augment.colour)
+        train_ds = cached_view_dataset(cache, ctx.codec, ctx.skeleton.flip_index, draw, batch,
+                                       ctx.cfg.data.augment.colour, ctx.cfg.seed)
         val_ds = build_teacher_view_dataset(TeacherViewSampler(val_sampler, teacher.input_size), batch,
                                             training=False)
-        steps = train_cfg.steps_per_epoch or max(1, len(cache["crops"]) // batch)
+        steps = train_cfg.steps_per_epoch or max(1, len(cache) // batch)
     elif isinstance(teacher, SavedModelTeacher):
         train_ds = build_teacher_view_dataset(TeacherViewSampler(train_sampler, teacher.input_size), batch,
-                                              training=True, seed=ctx.cfg.seed)
+                                              training=True, seed=ctx.cfg.seed, probabilities=draw)
         val_ds = build_teacher_view_dataset(TeacherViewSampler(val_sampler, teacher.input_size), batch,
                                             training=False)
     else:
-        train_ds = build_dataset(train_sampler, batch, training=True, seed=ctx.cfg.seed)
+        train_ds = build_dataset(train_sampler, batch, training=True, seed=ctx.cfg.seed, probabilities=draw)
         val_ds = build_dataset(val_sampler, batch, training=False)
     if not (isinstance(teacher, SavedModelTeacher) and distill_cfg is not None and distill_cfg.teacher_views > 0):
         steps = train_cfg.steps_per_epoch or max(1, len(train_sampler) // batch)
@@ -142,8 +211,30 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
                           if distill_cfg.method == "dskd" else [])
         distiller = Distiller(student, teacher, alpha, **kwargs)
     fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps,
-        evaluate_ap=lambda model: evaluate_keras(ctx, model, f"{run_name} val"))
+        evaluate_ap=dev_val_scorer(ctx, ctx.out / run_name, run_name, steps * max(1, train_cfg.eval_every_epochs)))
     return distiller.student
+
+
+def dev_val_scorer(ctx: Context, run_dir: Path, run_name: str, steps_between: int):
+    """``student -> metrics on the val split``, which also scores every other dev-val set and appends all of them
+    to ``run_dir/learning_curve.json`` (one point per call, ``steps_between`` training steps apart) and
+    ``learning_curve.png`` (mean OKS against steps). A resumed run keeps the points it had."""
+    from tfpose.visualize import plot_learning_curve
+
+    path = run_dir / "learning_curve.json"
+    points = json.loads(path.read_text()) if path.is_file() else []
+
+    def score(model) -> dict:
+        metrics = {name: evaluate_keras(ctx, model, f"{run_name} {name}", dataset)
+                   for name, dataset in ctx.val_sets.items()}
+        step = (len(points) + 1) * steps_between
+        points.append({"step": step, **{name: {k: m[k] for k in ("AP", "mean_OKS", "PCK@0.2")}
+                                        for name, m in metrics.items()}})
+        write_json(path, points)
+        plot_learning_curve({name: [(p["step"], p[name]["mean_OKS"]) for p in points] for name in ctx.val_sets},
+                            "dev-val mean OKS", run_dir / "learning_curve.png")
+        return metrics["val"]
+    return score
 
 
 def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
@@ -171,75 +262,20 @@ def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_teacher_views(ctx: Context, teacher, sampler, views: int) -> dict[str, np.ndarray]:
-    """Teacher heatmaps for ``views`` augmented views of every training person, computed once.
-
-    View 0 is the plain crop, the others seeded draws of the training augmentation. Returns crops (N, H, W, 3)
-    uint8, heatmaps (N, h, w, K), weights (N, K) and teacher_heatmaps (N, h, w, K) float16. The file is named by
-    ``teacher_views_key`` and kept in ``distill.teacher_cache`` (default: the run folder), so a resumed run, or
-    any run whose views would be the same, does not pay for the teacher again, and a changed config never reads
-    stale views.
-    """
-    from tfpose.artifacts import atomic_path
+def cached_teacher_views(ctx: Context, teacher, sampler, views: int):
+    """The teacher's heatmaps on ``views`` views of every person of ``sampler``, computed once into a folder of
+    memory-mapped arrays (``tfpose.distill.view_cache``) named by ``teacher_views_key`` in ``distill.teacher_cache``
+    (default: the run folder): a resumed run, or any run whose views would be the same, does not pay for the
+    teacher again, an interrupted computation goes on where it stopped, and a changed config never reads stale views."""
     from tfpose.distill.teachers import TeacherViewSampler
+    from tfpose.distill.view_cache import build_view_cache
 
     folder = Path(ctx.cfg.distill.teacher_cache) if ctx.cfg.distill.teacher_cache else ctx.out
-    path = folder / f"teacher_views_{views}_{teacher_views_key(ctx.cfg, sampler, views)}.npz"
-    if path.is_file():
-        print(f"    reusing {path}")
-        return dict(np.load(path))
-    folder.mkdir(parents=True, exist_ok=True)
-    view_sampler = TeacherViewSampler(sampler, teacher.input_size)
-    crops, heatmaps, weights, teacher_maps = [], [], [], []
-    started = time.perf_counter()
-    for i in range(len(view_sampler)):
-        samples = [view_sampler.sample(i, None if v == 0 else ctx.cfg.seed * 100_003 + 1000 * i + v)
-                   for v in range(views)]
-        crops += [s.crop.astype(np.uint8) for s, _ in samples]
-        heatmaps += [s.heatmaps.astype(np.float16) for s, _ in samples]
-        weights += [s.weights for s, _ in samples]
-        teacher_maps.append(teacher.precompute(np.stack([v for _, v in samples]).astype(np.float32)).astype(np.float16))
-        if (i + 1) % 10 == 0 or i + 1 == len(view_sampler):
-            print(f"\r    teacher views: {i + 1}/{len(view_sampler)} persons x {views} "
-                  f"({time.perf_counter() - started:.0f} s)", end="", flush=True)
-    print()
-    cache = {"crops": np.stack(crops), "heatmaps": np.stack(heatmaps), "weights": np.stack(weights),
-             "teacher_heatmaps": np.concatenate(teacher_maps)}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **cache)
+    folder = folder / f"teacher_views_{views}_{teacher_views_key(ctx.cfg, sampler, views)}"
+    input_size = teacher.input_size if teacher is not None else ctx.cfg.teacher.input_size
+    cache = build_view_cache(folder, TeacherViewSampler(sampler, input_size), teacher, views, ctx.cfg.seed)
+    print(f"    teacher views: {len(cache)} crops, {cache.disk_bytes() / 2**30:.2f} GiB in {folder}")
     return cache
-
-
-def _cached_dataset(cache: dict[str, np.ndarray], batch: int, seed: int, flip_index: np.ndarray, colour: float):
-    """The cached views, shuffled, each drawn again with a coin-flip mirror and a colour jitter (as
-    ``colour_jitter``): the fixed views are few, and both are free to apply to crop, targets and teacher maps alike."""
-    from tfpose._keras import tf
-
-    targets = {"heatmaps": cache["heatmaps"], "weights": cache["weights"],
-               "teacher_heatmaps": cache["teacher_heatmaps"]}
-    ds = tf.data.Dataset.from_tensor_slices((cache["crops"], targets))
-    ds = ds.shuffle(len(cache["crops"]), seed=seed, reshuffle_each_iteration=True)
-    flip_index = tf.constant(flip_index, tf.int32)
-
-    def redraw(crop, target):
-        crop = tf.cast(crop, tf.float32)
-        target = {k: tf.cast(v, tf.float32) for k, v in target.items()}
-        # mirroring the crop mirrors every heatmap cell exactly (cell centres are symmetric about the crop's centre);
-        # left and right joints swap channels
-        if tf.random.uniform(()) < 0.5:
-            crop = tf.reverse(crop, [1])
-            target = {"heatmaps": tf.gather(tf.reverse(target["heatmaps"], [1]), flip_index, axis=-1),
-                      "weights": tf.gather(target["weights"], flip_index),
-                      "teacher_heatmaps": tf.gather(tf.reverse(target["teacher_heatmaps"], [1]), flip_index, axis=-1)}
-        if colour > 0:
-            contrast = 1 + tf.random.uniform((), -colour, colour)
-            brightness = 255 * tf.random.uniform((), -colour, colour) / 2
-            crop = tf.clip_by_value(crop * contrast + brightness, 0, 255)
-        return crop, target
-
-    ds = ds.map(redraw, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch, drop_remainder=True).prefetch(2)
 
 
 def train_teacher(ctx: Context):
@@ -286,7 +322,16 @@ def distil_student(ctx: Context, teacher):
     keras.utils.set_random_seed(ctx.cfg.seed + 1)
 
     def build():
-        return build_model(d.student.name, ctx.skeleton.num_keypoints, ctx.codec.input_size, **d.student.params)
+        model = build_model(d.student.name, ctx.skeleton.num_keypoints, ctx.codec.input_size, **d.student.params)
+        if d.student.init:
+            from tfpose.models.init import initialise
+
+            print("    " + initialise(model, d.student.init, d.student.params.get("width", 1.0)).line())
+        if d.student.freeze_batchnorm:
+            from tfpose.models.init import freeze_batchnorm
+
+            print(f"    {freeze_batchnorm(model)} BatchNorm layers frozen (pretrained statistics)")
+        return model
     student = build() if d.train.strategy == "default" and d.train.precision == "float32" else build
     if hasattr(student, "count_params"):
         print(f"    {student.name}: {student.count_params() / 1e6:.2f} M parameters, method {d.method}, alpha {d.alpha}")
@@ -295,29 +340,34 @@ def distil_student(ctx: Context, teacher):
     return student
 
 
-def evaluate_keras(ctx: Context, model, name: str) -> dict:
-    """OKS AP etc. of a Keras model (or a SavedModel teacher, on its square views) on the val split."""
+def evaluate_keras(ctx: Context, model, name: str, dataset: CocoDataset | None = None) -> dict:
+    """OKS AP etc. of a Keras model (or a SavedModel teacher, on its square views) on ``dataset`` (the val split)."""
     from tfpose.distill.teachers import SavedModelTeacher
     from tfpose.evaluation import evaluate_predictor
 
+    dataset = ctx.val if dataset is None else dataset
     if isinstance(model, SavedModelTeacher):
-        return _evaluate_savedmodel_teacher(ctx, model, name)
+        return _evaluate_savedmodel_teacher(ctx, model, name, dataset)
 
     def predict(crops):
         return model.predict_on_batch(crops.astype(np.float32))
 
-    metrics, _ = evaluate_predictor(predict, ctx.val, ctx.codec, ctx.skeleton, ctx.cfg.data.padding)
-    print(f"    {name}: AP {metrics['AP']:.3f} (95 % CI {metrics['AP_ci95'][0]:.3f}-{metrics['AP_ci95'][1]:.3f}), "
-          f"PCK@0.2 {metrics['PCK@0.2']:.3f}")
+    metrics, _ = evaluate_predictor(predict, dataset, ctx.codec, ctx.skeleton, ctx.cfg.data.padding)
+    _print_metrics(name, metrics)
     return metrics
 
 
-def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str) -> dict:
+def _print_metrics(name: str, metrics: dict) -> None:
+    print(f"    {name}: AP {metrics['AP']:.3f} (95 % CI {metrics['AP_ci95'][0]:.3f}-{metrics['AP_ci95'][1]:.3f}), "
+          f"mean OKS {metrics['mean_OKS']:.3f}, PCK@0.2 {metrics['PCK@0.2']:.3f}", flush=True)
+
+
+def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str, dataset: CocoDataset) -> dict:
     from tfpose.data.transforms import apply_matrix, invert_matrix, warp_image
     from tfpose.distill.teachers import teacher_matrix
     from tfpose.evaluation import Predictions, crop_person, score_predictions
 
-    persons = ctx.val.labelled()
+    persons = dataset.labelled()
     crops, mats, views = [], [], []
     for person in persons:
         crop, m = crop_person(person, ctx.images, ctx.codec, ctx.cfg.data.padding)
@@ -327,9 +377,8 @@ def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str) -> dict:
     keypoints, scores = ctx.codec.decode(teacher.precompute(np.stack(views).astype(np.float32)))
     in_image = np.stack([apply_matrix(k, invert_matrix(m)) for k, m in zip(keypoints, mats)]).astype(np.float32)
     metrics = score_predictions(Predictions(persons, in_image, scores, np.stack(crops), np.stack(mats)),
-                                ctx.val, ctx.skeleton)
-    print(f"    {name}: AP {metrics['AP']:.3f} (95 % CI {metrics['AP_ci95'][0]:.3f}-{metrics['AP_ci95'][1]:.3f}), "
-          f"PCK@0.2 {metrics['PCK@0.2']:.3f}")
+                                dataset, ctx.skeleton)
+    _print_metrics(name, metrics)
     return metrics
 
 
@@ -339,9 +388,11 @@ def export_student(ctx: Context, student, teacher=None) -> Path:
 
     e = ctx.cfg.export
     path = ctx.out / export_name(e)
-    calib = ctx.sampler(ctx.train, augment=False)
+    # calibration crops from every training source, as training draws them, so the int8 ranges see every kind of photo
+    persons, draw = training_persons(ctx, with_unlabelled=False)
+    calib = CropSampler(persons, ctx.codec, ctx.skeleton.flip_index, ctx.cfg.data.padding, None, ctx.images)
     rng = np.random.default_rng(ctx.cfg.seed)
-    calib_idx = rng.permutation(len(calib))[: e.calibration_samples]
+    calib_idx = rng.choice(len(calib), min(e.calibration_samples, len(calib)), replace=False, p=draw)
     calibration = np.stack([calib.sample(int(i)).crop for i in calib_idx]).astype(np.float32)
     ref = ctx.sampler(ctx.val, augment=False)
     ref_samples = [ref.sample(i) for i in range(min(e.reference_samples, len(ref)))]
@@ -359,8 +410,13 @@ def validate_tflite(ctx: Context, tflite_path: Path) -> dict:
     val_dir = ctx.out / "validation"
     val_ann = ctx.out / "val_annotations.json"
     write_json(val_ann, ctx.val.raw)  # the exact split, so the device run scores the same persons
+    extra_sets = []
+    for name, dataset in list(ctx.val_sets.items())[1:]:
+        path = ctx.out / f"val_{name.replace(':', '_')}.json"
+        write_json(path, dataset.raw)
+        extra_sets.append((name.replace(":", "_"), path, dataset.image_dir))
     report = validate(tflite_path, val_ann, ctx.val.image_dir, val_dir, threads=v.threads, warmup=v.warmup_runs,
-                      runs=v.latency_runs, overlays=v.overlays)
+                      runs=v.latency_runs, overlays=v.overlays, extra_sets=tuple(extra_sets))
     return report
 
 
@@ -392,12 +448,16 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
     with stage(ctx, "teacher"):
         teacher = train_teacher(ctx)
     with stage(ctx, "evaluate teacher"):
-        teacher_metrics = evaluate_keras(ctx, teacher, "teacher") if teacher is not None else \
-            {"AP": float("nan"), "AP_ci95": [float("nan")] * 2, "PCK@0.2": float("nan")}
+        teacher_sets = {name: evaluate_keras(ctx, teacher, f"teacher on {name}", dataset)
+                        for name, dataset in ctx.val_sets.items()} if teacher is not None else {}
+        teacher_metrics = teacher_sets.get("val", {"AP": float("nan"), "AP_ci95": [float("nan")] * 2,
+                                                   "PCK@0.2": float("nan"), "mean_OKS": float("nan")})
     with stage(ctx, "distill"):
         student = distil_student(ctx, teacher)
     with stage(ctx, "evaluate student"):
-        student_metrics = evaluate_keras(ctx, student, "float student")
+        student_sets = {name: evaluate_keras(ctx, student, f"float student on {name}", dataset)
+                        for name, dataset in ctx.val_sets.items()}
+        student_metrics = student_sets["val"]
     with stage(ctx, "export"):
         tflite_path = export_student(ctx, student)
     with stage(ctx, "validate"):
@@ -412,6 +472,13 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
                          "joints_within_1_cell": report["parity"]["joints_within_1_cell"]},
         "stage_seconds": ctx.timings,
     }
+    if len(ctx.val_sets) > 1:
+        int8_sets = {name: report["sets"][name.replace(":", "_")]["comparison"][0] for name in list(ctx.val_sets)[1:]}
+        summary["other_dev_val"] = {
+            name: {"teacher": _row(teacher_sets[name], 0) if teacher_sets else None,
+                   "student_float": _row(student_sets[name], student.count_params()),
+                   "student_int8": {k: int8_sets[name][k] for k in ("AP", "mean_OKS", "PCK@0.2")}}
+            for name in int8_sets}
     write_json(ctx.out / "summary.json", summary)
     table = summary_markdown(summary)
     write_text(ctx.out / "summary.md", table)
@@ -421,6 +488,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
 
 def _row(metrics: dict, params: int) -> dict:
     return {"AP": round(metrics["AP"], 4), "AP_ci95": [round(v, 4) for v in metrics["AP_ci95"]],
+            "mean_OKS": round(metrics.get("mean_OKS", float("nan")), 4),
             "PCK@0.2": round(metrics["PCK@0.2"], 4), "params_M": round(params / 1e6, 3)}
 
 

@@ -22,6 +22,7 @@ import tensorflow_model_optimization as tfmot
 from tfpose._keras import keras, tf
 from tfpose.finetune import finetune
 from tfpose.models.blocks import PixelShuffle
+from tfpose.models.heads import InferenceReLU6
 from tfpose.models.rewrite import rebuild
 
 QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
@@ -62,6 +63,7 @@ class OutputQuantizeConfig(NoOpQuantizeConfig):
 
 LAYER_CONFIGS: dict[type, type[QuantizeConfig]] = {
     PixelShuffle: NoOpQuantizeConfig,
+    InferenceReLU6: NoOpQuantizeConfig,
     # int8 AVERAGE_POOL_2D must keep its input's scale; tfmot's own config gives its output a quantizer of its own
     keras.layers.AveragePooling2D: NoOpQuantizeConfig,
     keras.layers.Rescaling: OutputQuantizeConfig,
@@ -172,7 +174,7 @@ def _config(layer) -> QuantizeConfig | None:
 
 def custom_objects() -> dict:
     """What loading a saved QAT model needs, inside ``tfmot.quantization.keras.quantize_scope``."""
-    return {"PixelShuffle": PixelShuffle, "NoOpQuantizeConfig": NoOpQuantizeConfig,
+    return {"PixelShuffle": PixelShuffle, "InferenceReLU6": InferenceReLU6, "NoOpQuantizeConfig": NoOpQuantizeConfig,
             "OutputQuantizeConfig": OutputQuantizeConfig}
 
 

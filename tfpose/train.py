@@ -115,10 +115,12 @@ def fit(distiller: Distiller, train_data: tf.data.Dataset, val_data: tf.data.Dat
         if cfg.early_stopping_patience > 0:
             callbacks.append(keras.callbacks.EarlyStopping(
                 f"val_{cfg.select_on}", mode="max", patience=cfg.early_stopping_patience * cfg.eval_every_epochs))
+    endless = train_data.cardinality() == tf.data.INFINITE_CARDINALITY    # e.g. draws from the teacher-view cache
     if cfg.steps_per_epoch:
         train_data = train_data.repeat()
     history = distiller.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
-                            steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
+                            steps_per_epoch=(cfg.steps_per_epoch or steps_per_epoch) if endless or cfg.steps_per_epoch
+                            else None, callbacks=callbacks,
                             verbose=1 if sys.stdout.isatty() else 2)
     if ap is not None and ap.best_weights is not None and cfg.early_stopping_patience > 0:
         distiller.student.set_weights(ap.best_weights)

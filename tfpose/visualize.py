@@ -66,3 +66,32 @@ def plot_accuracy_latency(points: list[dict], metric: str, path: str | Path) -> 
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+def plot_learning_curve(curves: dict[str, list[tuple[float, float]]], metric: str, path: str | Path) -> bool:
+    """One line per curve: x = training steps, y = ``metric`` (e.g. dev-val mean OKS of each set or run).
+
+    curves: {label: [(step, value), ...]}. Returns False, writing nothing, without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    from tfpose.artifacts import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for label, points in curves.items():
+        if points:
+            steps, values = zip(*sorted(points))
+            ax.plot(steps, values, marker="o", label=label)
+    ax.set_xlabel("training steps")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return True

@@ -17,14 +17,16 @@ def keypoint_mse(pred, target, weights=None):
 
 
 def alpha_kd(pred, truth, truth_weights, teacher, alpha: float):
-    """FPD / Park et al.: (1 - alpha) x MSE(pred, ground truth) + alpha x MSE(pred, teacher).
+    """FPD / Park et al. per joint: a labelled joint learns (1 - alpha) x MSE(pred, ground truth) + alpha x
+    MSE(pred, teacher); an unlabelled one (weight 0: LSP's face joints, a box without keypoints) learns from the
+    teacher alone, with weight 1, since the teacher's view of it is all there is to learn.
 
-    The ground-truth term counts labelled joints only; the teacher term counts every joint, since the
-    teacher's view of occluded and unlabelled joints is part of what it teaches.
-    """
+    Returns (total, gt, kd): gt over labelled joints, kd over every joint, as keypoint_mse averages them."""
     gt = keypoint_mse(pred, truth, truth_weights)
-    kd = keypoint_mse(pred, teacher)
-    return (1.0 - alpha) * gt + alpha * kd, gt, kd
+    labelled = tf.cast(tf.convert_to_tensor(truth_weights) > 0, tf.float32)
+    teacher_weights = alpha * labelled + (1.0 - labelled)
+    total = (1.0 - alpha) * gt + keypoint_mse(pred, teacher, teacher_weights)
+    return total, gt, keypoint_mse(pred, teacher)
 
 
 def binarize(heatmaps, threshold: float):

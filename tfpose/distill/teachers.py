@@ -160,7 +160,8 @@ class TeacherViewSampler:
         return s, warp_image(self.sampler.images(person.image_path), m, self.teacher_size)
 
 
-def build_teacher_view_dataset(sampler: TeacherViewSampler, batch_size: int, training: bool, seed: int = 0):
+def build_teacher_view_dataset(sampler: TeacherViewSampler, batch_size: int, training: bool, seed: int = 0,
+                               probabilities: np.ndarray | None = None):
     """Like ``tfpose.data.pipeline.build_dataset``, with ``targets["teacher_images"]`` (B, S, S, 3) float32 added."""
     from tfpose._keras import tf
 
@@ -181,11 +182,7 @@ def build_teacher_view_dataset(sampler: TeacherViewSampler, batch_size: int, tra
         view.set_shape((th, tw, 3))
         return image, {"heatmaps": heatmaps, "weights": weights, "teacher_images": view}
 
-    indices = tf.data.Dataset.range(len(sampler))
-    if training:
-        indices = indices.shuffle(len(sampler), seed=seed, reshuffle_each_iteration=True)
-        seeds = tf.data.Dataset.random(seed=seed).map(lambda s: s % (2**31))
-    else:
-        seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
-    ds = tf.data.Dataset.zip((indices, seeds)).map(load_tf, num_parallel_calls=tf.data.AUTOTUNE)
+    from tfpose.data.pipeline import training_indices
+
+    ds = training_indices(len(sampler), training, seed, probabilities).map(load_tf, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Callable, Literal, Sequence
 
-from tfpose._keras import keras
+from tfpose._keras import keras, tf
 from tfpose.models.blocks import Act, PixelShuffle, conv_bn, image_input, normalise_input
 
 layers = keras.layers
@@ -54,16 +54,35 @@ def slim_head(x, num_keypoints: int, channels: Sequence[int] = (64, 32)):
     return layers.Conv2D(num_keypoints, 1, name="heatmaps")(x)
 
 
-# The sigmoid reads logits clipped to +-LOGIT_BOUND: MoveNet's heatmap logits reach +-62, and int8 spread over that
-# range leaves steps of 0.5 logit at the peak; bounded, the clip is a fused ReLU6 on the last conv and the steps are
-# 0.05 logit. Outside the bound the sigmoid is within 0.0025 of 0 or 1.
+# At inference the sigmoid reads logits clipped to +-LOGIT_BOUND: MoveNet's heatmap logits reach +-62, and int8 spread
+# over that range leaves steps of 0.5 logit at the peak; bounded, the clip is a fused ReLU6 on the last conv and the
+# steps are 0.05 logit. Outside the bound the sigmoid is within 0.0025 of 0 or 1. Training sees no clip: a clip's
+# zero gradient would hold every logit pushed below -6 there for good (measured: one epoch took the MoveNet-initialised
+# student from AP 0.32 to 0.00, every heatmap flat).
 LOGIT_BOUND = 6.0
 
 
+@keras.utils.register_keras_serializable(package="tfpose")
+class InferenceReLU6(layers.Layer):
+    """relu6 at inference (and so in the exported graph), the identity in training: (B, h, w, K) -> same shape."""
+
+    def call(self, inputs, training=None):
+        if training is None:
+            training = keras.backend.learning_phase()
+        if tf.is_tensor(training):
+            return tf.cond(tf.cast(training, tf.bool), lambda: tf.identity(inputs), lambda: tf.nn.relu6(inputs))
+        return inputs if training else tf.nn.relu6(inputs)
+
+    def get_prunable_weights(self):
+        """No weights to prune (tfmot's PrunableLayer protocol, duck-typed)."""
+        return []
+
+
 def bounded_sigmoid(logits, name: str = "heatmaps"):
-    """sigmoid(clip(logits, -6, 6)) as relu6(logits / 2 + 3), rescaled: (B, h, w, K) -> (B, h, w, K) in [0, 1]."""
+    """sigmoid(clip(logits, -6, 6)) as relu6(logits / 2 + 3), rescaled: (B, h, w, K) -> (B, h, w, K) in [0, 1];
+    plain sigmoid(logits) in training."""
     x = layers.Rescaling(0.5, offset=LOGIT_BOUND / 2, name=f"{name}_to_relu6")(logits)
-    x = layers.ReLU(LOGIT_BOUND, name=f"{name}_clip")(x)
+    x = InferenceReLU6(name=f"{name}_clip")(x)
     x = layers.Rescaling(2.0, offset=-LOGIT_BOUND, name=f"{name}_logits")(x)
     return layers.Activation("sigmoid", name=name)(x)
 

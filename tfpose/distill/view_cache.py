@@ -1,0 +1,209 @@
+"""Teacher targets computed once, on disk: a folder of memory-mapped arrays, resumable, shared between runs.
+
+A frozen SavedModel teacher (MoveNet Thunder: about 40 ms a crop on two CPU cores) costs more than a student's
+training step, so it runs once on ``views`` views of every training person (view 0 the plain crop, the others
+seeded draws of the training augmentation) and training reads the results. Thousands of persons do not fit in a
+``.npz`` held in memory, so each array is its own ``.npy`` read through ``np.load(mmap_mode="r")``:
+
+    crops.npy       (N, H, W, 3) uint8   the student's input for each view
+    teacher.npy     (N, h, w, K) uint8   the teacher's heatmaps on the student's grid, x 255 (steps of 0.004)
+    keypoints.npy   (N, K, 2) float32    ground truth in crop pixels; the targets are encoded when a batch is drawn
+    visibility.npy  (N, K) uint8         0 unlabelled, 1 occluded, 2 visible
+    progress.json   {"persons": n, "views": V, "codec": {...}}  persons written so far (the cache is complete when n
+                    is every person), and the student codec the views were cut for (the targets' sigma)
+
+N = persons x views, person-major. The folder's name is a digest of what the views depend on
+(``tfpose.pipeline.teacher_views_key``), so a changed config never reads stale views, and an interrupted run goes
+on from the last chunk it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tfpose.codec import HeatmapCodec
+
+ARRAYS = ("crops", "teacher", "keypoints", "visibility")
+CHUNK = 32          # persons per teacher call and per progress record
+
+
+class ViewCache:
+    """The arrays of a complete (or growing) cache folder, memory-mapped; ``cache[name]`` is one of ``ARRAYS``."""
+
+    def __init__(self, folder: Path, views: int):
+        self.folder, self.views = Path(folder), views
+        self.arrays = {name: np.load(self.folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        try:
+            self.codec = HeatmapCodec.from_dict(json.loads((self.folder / "progress.json").read_text())["codec"])
+        except (OSError, ValueError, KeyError, TypeError):
+            self.codec = None        # written before the codec was recorded
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def __len__(self) -> int:
+        return len(self.arrays["crops"])
+
+    @property
+    def persons(self) -> int:
+        return len(self) // self.views
+
+    def disk_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.folder.iterdir() if f.is_file())
+
+
+def _progress(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / "progress.json").read_text())["persons"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def open_view_cache(folder: Path) -> ViewCache | None:
+    """The complete cache in ``folder`` (a ``build_view_cache`` folder, ``teacher_views_{V}_{key}``), or None when
+    it is absent, unreadable or still growing."""
+    folder = Path(folder)
+    try:
+        progress = json.loads((folder / "progress.json").read_text())
+        views = int(progress.get("views") or folder.name.split("_")[2])
+        cache = ViewCache(folder, views)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    return cache if int(progress["persons"]) * views == len(cache) else None
+
+
+def build_view_cache(folder: Path, view_sampler, teacher, views: int, seed: int) -> ViewCache:
+    """Fill ``folder`` with the teacher's heatmaps for ``views`` views of every person of ``view_sampler`` (a
+    ``TeacherViewSampler``), resuming after the last complete chunk; a finished folder is opened as it is."""
+    from tfpose.artifacts import write_json
+
+    folder = Path(folder)
+    n_persons = len(view_sampler)
+    codec = view_sampler.codec
+    w, h = codec.input_size
+    hw, hh = codec.heatmap_size
+    k = len(view_sampler.flip_index)
+    shapes = {"crops": ((h, w, 3), np.uint8), "teacher": ((hh, hw, k), np.uint8),
+              "keypoints": ((k, 2), np.float32), "visibility": ((k,), np.uint8)}
+    done = _progress(folder)
+    if done >= n_persons:
+        print(f"    reusing teacher views in {folder}")
+        return ViewCache(folder, views)
+    if done and not all(_fits(folder / f"{name}.npy", (n_persons * views, *shape), dtype)
+                        for name, (shape, dtype) in shapes.items()):
+        done = 0                         # an array lost or of another shape: the progress record cannot be trusted
+    if done == 0 and folder.exists():
+        shutil.rmtree(folder)            # a folder without progress holds nothing worth keeping
+    if teacher is None:
+        raise ValueError(f"no complete teacher views in {folder}, and no teacher to compute them")
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, (shape, dtype) in shapes.items():
+        path = folder / f"{name}.npy"
+        mode = "r+" if path.is_file() else "w+"
+        arrays[name] = np.lib.format.open_memmap(path, mode, dtype, (n_persons * views, *shape))
+    started, first = time.perf_counter(), done
+    if done:
+        print(f"    resuming teacher views at person {done}/{n_persons}")
+    for lo in range(done, n_persons, CHUNK):
+        hi = min(n_persons, lo + CHUNK)
+        views_in, teacher_in = [], []
+        for i in range(lo, hi):
+            for v in range(views):
+                sample, teacher_view = view_sampler.sample(i, None if v == 0 else seed * 100_003 + 1000 * i + v)
+                views_in.append(sample)
+                teacher_in.append(teacher_view)
+        rows = slice(lo * views, hi * views)
+        arrays["crops"][rows] = np.stack([s.crop for s in views_in]).astype(np.uint8)
+        maps = teacher.precompute(np.stack(teacher_in).astype(np.float32))
+        if maps.shape[1:] != shapes["teacher"][0]:
+            raise ValueError(f"the teacher's heatmaps are {maps.shape[1:]} (h, w, K), the student's grid "
+                             f"{shapes['teacher'][0]}: the teacher was built for another codec")
+        arrays["teacher"][rows] = np.round(np.clip(maps, 0, 1) * 255).astype(np.uint8)
+        arrays["keypoints"][rows] = np.stack([s.keypoints for s in views_in])
+        arrays["visibility"][rows] = np.stack([_visibility(s) for s in views_in])
+        for a in arrays.values():
+            a.flush()
+        write_json(folder / "progress.json", {"persons": hi, "views": views, "codec": codec.to_dict()})
+        rate = (hi - first) / max(time.perf_counter() - started, 1e-9)
+        print(f"\r    teacher views: {hi}/{n_persons} persons x {views} ({rate:.1f} persons/s, "
+              f"{(n_persons - hi) / max(rate, 1e-9) / 60:.1f} min left)", end="", flush=True)
+    print()
+    del arrays
+    return ViewCache(folder, views)
+
+
+def _fits(path: Path, shape: tuple, dtype) -> bool:
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return array.shape == shape and array.dtype == dtype
+
+
+def _visibility(sample) -> np.ndarray:
+    """(K,) 0/1/2 of a sample: its weights say which joints are labelled; occluded and visible both train alike."""
+    return np.where(sample.weights > 0, 2, 0).astype(np.uint8)
+
+
+def draw_batch(cache: ViewCache, codec: HeatmapCodec, flip_index: np.ndarray, probabilities: np.ndarray,
+               batch: int, colour: float, seed: int):
+    """One training batch from the cache, all of it decided by ``seed``: persons drawn by ``probabilities`` (P,),
+    a view of each, a coin-flip mirror (left and right joints swap) and a colour jitter.
+
+    Returns crops (B, H, W, 3) float32, heatmaps (B, h, w, K), weights (B, K), teacher_heatmaps (B, h, w, K)."""
+    rng = np.random.default_rng(seed)
+    persons = rng.choice(len(probabilities), batch, p=probabilities)
+    rows = np.sort(persons * cache.views + rng.integers(0, cache.views, batch))
+    crops = np.asarray(cache["crops"][rows], np.float32)
+    teacher = np.asarray(cache["teacher"][rows], np.float32) / 255
+    keypoints = np.array(cache["keypoints"][rows])
+    visibility = np.array(cache["visibility"][rows]).astype(np.int64)
+    width = codec.input_size[0]
+    heatmaps, weights = [], []
+    for b in range(batch):
+        if rng.random() < 0.5:
+            # mirroring the crop mirrors every heatmap cell exactly (cell centres are symmetric about its centre)
+            crops[b] = crops[b, :, ::-1]
+            teacher[b] = teacher[b, :, ::-1][..., flip_index]
+            keypoints[b, :, 0] = width - 1 - keypoints[b, :, 0]
+            keypoints[b], visibility[b] = keypoints[b, flip_index], visibility[b, flip_index]
+        if colour > 0:
+            contrast = 1 + rng.uniform(-colour, colour)
+            brightness = 255 * rng.uniform(-colour, colour) / 2
+            crops[b] = np.clip(crops[b] * contrast + brightness, 0, 255)
+        hm, wt = codec.encode(keypoints[b], visibility[b])
+        heatmaps.append(hm)
+        weights.append(wt)
+    return crops, np.stack(heatmaps).astype(np.float32), np.stack(weights).astype(np.float32), teacher
+
+
+def cached_view_dataset(cache: ViewCache, codec: HeatmapCodec, flip_index: np.ndarray, probabilities: np.ndarray,
+                        batch: int, colour: float, seed: int):
+    """An endless tf.data stream of ``draw_batch`` batches as ``(images, {"heatmaps", "weights",
+    "teacher_heatmaps"})``; batch i is drawn with the i-th number of a stream seeded by ``seed``."""
+    from tfpose._keras import tf
+
+    w, h = codec.input_size
+    hw, hh = codec.heatmap_size
+    k = len(flip_index)
+    flip_index = np.asarray(flip_index)
+
+    def load(batch_seed):
+        return draw_batch(cache, codec, flip_index, probabilities, batch, colour, int(batch_seed))
+
+    def load_tf(batch_seed):
+        crops, heatmaps, weights, teacher = tf.numpy_function(load, [batch_seed], [tf.float32] * 4)
+        crops.set_shape((batch, h, w, 3))
+        heatmaps.set_shape((batch, hh, hw, k))
+        weights.set_shape((batch, k))
+        teacher.set_shape((batch, hh, hw, k))
+        return crops, {"heatmaps": heatmaps, "weights": weights, "teacher_heatmaps": teacher}
+
+    seeds = tf.data.Dataset.random(seed=seed).map(lambda s: s % (2**31))
+    return seeds.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
