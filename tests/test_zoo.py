@@ -101,7 +101,7 @@ HEADED = [s.name for s in list_models() if "head" in inspect.signature(s.builder
 @pytest.mark.parametrize("name,head", [(n, "slim") for n in HEADED] + [("mobilenetv3_small", h) for h in HEADS
                                                                        if h != "slim"])
 def test_every_head_reaches_stride_4(name, head):
-    tiny = {k: v for k, v in get_spec(name).tiny.items() if k not in ("head_channels", "duc_channels")}
+    tiny = {k: v for k, v in get_spec(name).tiny.items() if k not in ("head", "head_channels", "duc_channels")}
     model = build_model(name, 5, TINY_INPUT, head=head, **tiny)
     assert model.output_shape == (None, TINY_INPUT[1] // 4, TINY_INPUT[0] // 4, 5)
     assert any(layer.name == {"duc": "duc1_shuffle", "deconv": "deconv1_convt", "slim": "sic_dw"}[head]

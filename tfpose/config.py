@@ -142,6 +142,7 @@ class OkdhpConfig:
 class DistillConfig:
     alpha: float = 0.5                           # weight of the teacher term; 1 - alpha weighs ground truth
     method: Literal["fpd", "dskd", "okdhp"] = "fpd"   # fpd: alpha-mixed MSE (FPD / Park et al.)
+    heatmap_loss: Literal["mse", "bce"] = "mse"  # fpd's per-cell term; bce for sigmoid heads (MoveNet's pyramid head)
     kd_schedule: Literal["constant", "linear"] = "constant"   # alpha over training: constant, or linear to kd_end x alpha
     kd_end: float = 0.0
     unlabelled: bool = False                     # with a teacher: also train on person boxes without keypoints (GT weight 0)

@@ -115,7 +115,7 @@ def compress_student(ctx, student, teacher=None):
 
         layers = None if not e.prune_stem_and_head else choose_layers(student, True, True)
         result = prune(student, e.prune_sparsity, data, e.finetune_steps, teacher, alpha, e.finetune_learning_rate,
-                       layers, e.prune_block)
+                       layers, e.prune_block, ctx.cfg.distill.heatmap_loss)
         student = result.model
         notes["pruning"] = {"target_sparsity": e.prune_sparsity, "sparsity": result.sparsity,
                             "dense_layers": result.dense_layers, "finetune_steps": e.finetune_steps,
@@ -125,21 +125,36 @@ def compress_student(ctx, student, teacher=None):
         from tfpose.quantize import quantization_aware_training
 
         student = quantization_aware_training(student, data, e.finetune_steps, teacher, alpha,
-                                              e.finetune_learning_rate / 10, preserve_sparsity=e.prune_sparsity > 0)
+                                              e.finetune_learning_rate / 10, preserve_sparsity=e.prune_sparsity > 0,
+                                              heatmap_loss=ctx.cfg.distill.heatmap_loss)
         notes["qat"] = {"finetune_steps": e.finetune_steps, "preserve_sparsity": e.prune_sparsity > 0}
         print(f"    quantization-aware training: {e.finetune_steps} steps")
     return student, notes
 
 
 def _finetune_data(ctx, teacher, batch: int):
+    """The training data of the distillation stage: every source, drawn by its weight; a SavedModel teacher's
+    cached views when the config caches them (the same folder training filled), else the teacher runs online."""
     from tfpose.data.pipeline import build_dataset
+    from tfpose.data.samples import CropSampler
     from tfpose.distill.teachers import SavedModelTeacher, TeacherViewSampler, build_teacher_view_dataset
+    from tfpose.pipeline import training_persons
 
-    sampler = ctx.sampler(ctx.train, augment=True)
+    d = ctx.cfg.distill
+    persons, draw = training_persons(ctx, with_unlabelled=teacher is not None and d.unlabelled)
+    sampler = CropSampler(persons, ctx.codec, ctx.skeleton.flip_index, ctx.cfg.data.padding, ctx.cfg.data.augment,
+                          ctx.images)
+    if isinstance(teacher, SavedModelTeacher) and d.teacher_views > 0:
+        from tfpose.distill.view_cache import cached_view_dataset
+        from tfpose.pipeline import cached_teacher_views
+
+        cache = cached_teacher_views(ctx, teacher, sampler, d.teacher_views)
+        return cached_view_dataset(cache, ctx.codec, ctx.skeleton.flip_index, draw, batch,
+                                   ctx.cfg.data.augment.colour, ctx.cfg.seed + 7)
     if isinstance(teacher, SavedModelTeacher):
         return build_teacher_view_dataset(TeacherViewSampler(sampler, teacher.input_size), batch, training=True,
-                                          seed=ctx.cfg.seed)
-    return build_dataset(sampler, batch, training=True, seed=ctx.cfg.seed)
+                                          seed=ctx.cfg.seed, probabilities=draw)
+    return build_dataset(sampler, batch, training=True, seed=ctx.cfg.seed, probabilities=draw)
 
 
 def write_android_assets(tflite_path: str | Path, out_dir: str | Path, readme: str | None = None) -> Path:

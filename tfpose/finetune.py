@@ -15,10 +15,11 @@ def copy_model(model: keras.Model) -> keras.Model:
 
 
 def finetune(student: keras.Model, data: tf.data.Dataset, steps: int, teacher=None, alpha: float = 0.5,
-             learning_rate: float = 1e-4, callbacks=()) -> keras.Model:
+             learning_rate: float = 1e-4, callbacks=(), heatmap_loss: str = "mse") -> keras.Model:
     """Train ``student`` for ``steps`` batches of ``data`` ((images, {"heatmaps", "weights", ...}) as
-    ``tfpose.data.pipeline.build_dataset`` makes them; repeated as needed); returns the student."""
-    distiller = Distiller(student, teacher, alpha if teacher is not None else 0.0)
+    ``tfpose.data.pipeline.build_dataset`` makes them; repeated as needed) with FPD's ``heatmap_loss``; returns
+    the student."""
+    distiller = Distiller(student, teacher, alpha if teacher is not None else 0.0, heatmap_loss=heatmap_loss)
     distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
     distiller.fit(data.repeat(), steps_per_epoch=steps, epochs=1, callbacks=list(callbacks), verbose=0)
     return student

@@ -205,6 +205,7 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
         kwargs = {}
         if distill_cfg is not None:
             kwargs = dict(method=distill_cfg.method, dskd=distill_cfg.dskd, okdhp=distill_cfg.okdhp,
+                          heatmap_loss=distill_cfg.heatmap_loss,
                           kd_schedule=distill_cfg.kd_schedule, kd_end=distill_cfg.kd_end,
                           total_steps=steps * train_cfg.epochs,
                           assistants=[load_keras(Path(a)) for a in distill_cfg.dskd.assistants]
@@ -459,7 +460,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
                         for name, dataset in ctx.val_sets.items()}
         student_metrics = student_sets["val"]
     with stage(ctx, "export"):
-        tflite_path = export_student(ctx, student)
+        tflite_path = export_student(ctx, student, teacher)
     with stage(ctx, "validate"):
         report = validate_tflite(ctx, tflite_path)
     ctx.timings["total"] = round(time.perf_counter() - t0, 1)

@@ -61,7 +61,7 @@ def schedule(target_sparsity: float, steps: int, end_fraction: float = 0.7):
 
 def prune(student: keras.Model, target_sparsity: float, data: tf.data.Dataset, steps: int, teacher=None,
           alpha: float = 0.5, learning_rate: float = 1e-4, layers: list[str] | None = None,
-          block: int = 1) -> PruneResult:
+          block: int = 1, heatmap_loss: str = "mse") -> PruneResult:
     """Prune a copy of ``student`` to ``target_sparsity`` on ``layers`` (default: ``choose_layers``) while
     fine-tuning for ``steps`` batches of ``data`` through the Distiller (``teacher`` may be None: ground truth).
     block: > 1 prunes the chosen 1x1 convs in runs of ``block`` input channels; other kernels weight by weight."""
@@ -88,7 +88,8 @@ def prune(student: keras.Model, target_sparsity: float, data: tf.data.Dataset, s
                                                         block_size=(block, 1) if layer.name in pointwise else (1, 1))
 
     wrapped = keras.models.clone_model(model, clone_function=wrap)   # shares the copy's layers and weights
-    finetune(wrapped, data, steps, teacher, alpha, learning_rate, [tfmot.sparsity.keras.UpdatePruningStep()])
+    finetune(wrapped, data, steps, teacher, alpha, learning_rate, [tfmot.sparsity.keras.UpdatePruningStep()],
+             heatmap_loss)
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     if pointwise:
         stripped = _dense_as_pointwise(stripped, pointwise, student)

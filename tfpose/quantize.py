@@ -180,14 +180,14 @@ def custom_objects() -> dict:
 
 def quantization_aware_training(student: keras.Model, data: tf.data.Dataset, steps: int, teacher=None,
                                 alpha: float = 0.5, learning_rate: float = 1e-5,
-                                preserve_sparsity: bool = False) -> keras.Model:
+                                preserve_sparsity: bool = False, heatmap_loss: str = "mse") -> keras.Model:
     """QAT copy of ``student`` fine-tuned ``steps`` batches through the Distiller. At least one step is needed:
     a QAT model converted untrained keeps float ops."""
     if steps < 1:
         raise ValueError("quantization-aware training needs at least one fine-tuning step")
     qat = quantize_aware(student, preserve_sparsity)
     calibrate_ranges(qat, np.concatenate([x.numpy() for x, _ in data.take(4)]))
-    return finetune(qat, data, steps, teacher, alpha, learning_rate)
+    return finetune(qat, data, steps, teacher, alpha, learning_rate, heatmap_loss=heatmap_loss)
 
 
 def calibrate_ranges(qat_model: keras.Model, crops: np.ndarray) -> None:

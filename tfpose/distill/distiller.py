@@ -7,7 +7,8 @@ students get the loss on every stack (intermediate supervision; FPD distils into
 or exported is ``distiller.student``, never the distiller.
 
 Methods (``distill.method``), each a combination of the small functions in ``losses.py``:
-- ``fpd``: (1 - a) MSE(gt) + a MSE(teacher) on every stack (FPD; Park et al.).
+- ``fpd``: (1 - a) MSE(gt) + a MSE(teacher) on every stack (FPD; Park et al.); ``heatmap_loss="bce"`` puts binary
+  cross-entropy in place of MSE, for sigmoid heads (the MoveNet-initialised student).
 - ``dskd``: teacher (and assistant) heatmaps binarized under a threshold; MSE + spatial softmax cross-entropy;
   densely guided: every stronger model - teacher, each assistant, every deeper stack of the student - guides
   every weaker one directly (guides are stop-gradient).
@@ -23,8 +24,8 @@ from __future__ import annotations
 
 from tfpose._keras import keras, tf
 from tfpose.config import DskdConfig, OkdhpConfig
-from tfpose.distill.losses import (alpha_kd, binarize, dskd_terms, kd_weight, keypoint_mse, okdhp_ramp,
-                                   spatial_kl)
+from tfpose.distill.losses import (HEATMAP_LOSSES, alpha_kd, binarize, dskd_terms, kd_weight, keypoint_mse,
+                                   okdhp_ramp, spatial_kl)
 
 METHODS = ("fpd", "dskd", "okdhp")
 
@@ -32,10 +33,15 @@ METHODS = ("fpd", "dskd", "okdhp")
 class Distiller(keras.Model):
     def __init__(self, student: keras.Model, teacher=None, alpha: float = 0.5, method: str = "fpd",
                  dskd: DskdConfig | None = None, okdhp: OkdhpConfig | None = None, assistants=(),
-                 kd_schedule: str = "constant", kd_end: float = 0.0, total_steps: int = 0, **kwargs):
+                 kd_schedule: str = "constant", kd_end: float = 0.0, total_steps: int = 0, heatmap_loss: str = "mse",
+                 **kwargs):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise ValueError(f"unknown distillation method '{method}'; expected one of {METHODS}")
+        if heatmap_loss != "mse" and method != "fpd":
+            raise ValueError(f"heatmap_loss '{heatmap_loss}' is for method fpd (and ground truth alone); "
+                             f"{method} is defined on MSE")
+        self.pointwise = HEATMAP_LOSSES[heatmap_loss]
         self.student = student
         self.teacher = teacher
         self.assistants = list(assistants)
@@ -98,10 +104,10 @@ class Distiller(keras.Model):
         if self.method == "dskd":
             return self._dskd_loss(images, stacks, truth, weights, teacher_maps)
         if teacher_maps is None:
-            gt = tf.add_n([keypoint_mse(s, truth, weights) for s in stacks])
+            gt = tf.add_n([self.pointwise(s, truth, weights) for s in stacks])
             return gt, gt, tf.zeros_like(gt)
         alpha = self._alpha()
-        terms = [alpha_kd(s, truth, weights, teacher_maps, alpha) for s in stacks]
+        terms = [alpha_kd(s, truth, weights, teacher_maps, alpha, self.pointwise) for s in stacks]
         return tuple(tf.add_n(list(t)) for t in zip(*terms))
 
     def _dskd_loss(self, images, stacks, truth, weights, teacher_maps):

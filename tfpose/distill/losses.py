@@ -16,17 +16,34 @@ def keypoint_mse(pred, target, weights=None):
     return tf.reduce_mean(per_joint)
 
 
-def alpha_kd(pred, truth, truth_weights, teacher, alpha: float):
+def keypoint_bce(pred, target, weights=None):
+    """Binary cross-entropy of sigmoid heatmaps against soft targets in [0, 1], per joint the mean over cells, times
+    the joint's weight, averaged over joints and crops: MoveNet's own kind of loss, for sigmoid heads
+    (``distill.heatmap_loss: bce``). Where ``pred`` is a Sigmoid op's output, Keras reads its logits, so a cell far
+    from its target keeps its full gradient (under MSE it vanishes as the sigmoid saturates)."""
+    from tfpose._keras import keras
+
+    per_joint = tf.reduce_mean(keras.backend.binary_crossentropy(target, pred), axis=[1, 2])   # (B, K)
+    if weights is not None:
+        per_joint = per_joint * weights
+    return tf.reduce_mean(per_joint)
+
+
+HEATMAP_LOSSES = {"mse": keypoint_mse, "bce": keypoint_bce}
+
+
+def alpha_kd(pred, truth, truth_weights, teacher, alpha: float, loss=keypoint_mse):
     """FPD / Park et al. per joint: a labelled joint learns (1 - alpha) x MSE(pred, ground truth) + alpha x
     MSE(pred, teacher); an unlabelled one (weight 0: LSP's face joints, a box without keypoints) learns from the
     teacher alone, with weight 1, since the teacher's view of it is all there is to learn.
 
-    Returns (total, gt, kd): gt over labelled joints, kd over every joint, as keypoint_mse averages them."""
-    gt = keypoint_mse(pred, truth, truth_weights)
+    ``loss``: the per-cell term, ``keypoint_mse`` or ``keypoint_bce``.
+    Returns (total, gt, kd): gt over labelled joints, kd over every joint, as the loss averages them."""
+    gt = loss(pred, truth, truth_weights)
     labelled = tf.cast(tf.convert_to_tensor(truth_weights) > 0, tf.float32)
     teacher_weights = alpha * labelled + (1.0 - labelled)
-    total = (1.0 - alpha) * gt + keypoint_mse(pred, teacher, teacher_weights)
-    return total, gt, keypoint_mse(pred, teacher)
+    total = (1.0 - alpha) * gt + loss(pred, teacher, teacher_weights)
+    return total, gt, loss(pred, teacher)
 
 
 def binarize(heatmaps, threshold: float):

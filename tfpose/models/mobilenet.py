@@ -61,7 +61,7 @@ PYRAMID_TAPS = {
     "mobilenetv1": ("conv_pw_3_relu", "conv_pw_5_relu", "conv_pw_11_relu", "conv_pw_13_relu"),
     "mobilenetv2": ("block_2_add", "block_5_add", "block_9_add", "out_relu"),
 }
-ApplicationHead = Literal["fpn", "duc", "deconv"]
+ApplicationHead = Literal["fpn", "duc", "deconv", "slim"]
 
 
 def applications_encoder(family: str, inputs, width: float):
@@ -81,30 +81,31 @@ def _mobilenet_student(family: str, input_size, num_keypoints: int, width: float
     from tfpose.models.blocks import image_input, normalise_input
     from tfpose.models.heads import attach_head, pyramid_head
 
-    if head not in ("fpn", "duc", "deconv"):
-        raise ValueError(f"the {family} student takes head 'fpn', 'duc' or 'deconv', got '{head}'")
+    if head not in ("fpn", "duc", "deconv", "slim"):
+        raise ValueError(f"the {family} student takes head 'fpn', 'duc', 'deconv' or 'slim', got '{head}'")
     inputs = image_input(input_size, 32, family)
     encoder = applications_encoder(family, normalise_input(inputs), width)
     taps = [encoder.get_layer(name).output for name in PYRAMID_TAPS[family]]
     if head == "fpn":
         heatmaps = pyramid_head(taps, num_keypoints, tuple(head_channels or (64, 32, 24, 96)))
-    else:
-        heatmaps = attach_head(taps[-1], head, num_keypoints, head_channels)
+    else:   # the slim head takes the stride-16 tap; the model then holds no layer past it
+        heatmaps = attach_head(taps[2] if head == "slim" else taps[3], head, num_keypoints, head_channels)
     return keras.Model(inputs, heatmaps, name=family)
 
 
 @register("mobilenetv1", "student", (192, 256), "MobileNetV1 (tf_keras.applications) + DUC or a feature pyramid",
-          tiny=dict(width=0.25))
+          tiny=dict(width=0.25, head="fpn", head_channels=(16, 16, 16, 16)))
 def mobilenetv1(input_size=(192, 256), num_keypoints=17, width: float = 1.0, head: ApplicationHead = "duc",
                 head_channels: Sequence[int] | None = None) -> keras.Model:
     """Raw pixels (B, H, W, 3) -> heatmaps (B, H/4, W/4, K). ``width`` is the applications' alpha; the layers keep
     the applications' names, so ImageNet weights (``student.init: imagenet`` or a weights file) load by name.
-    Heads: ``duc`` / ``deconv`` (heads.py) on the stride-32 features, ``fpn`` (``heads.pyramid_head``)."""
+    Heads: ``duc`` / ``deconv`` (heads.py) on the stride-32 features, ``slim`` on the stride-16 ones, ``fpn``
+    (``heads.pyramid_head``) on all four."""
     return _mobilenet_student("mobilenetv1", input_size, num_keypoints, width, head, head_channels)
 
 
 @register("mobilenetv2", "student", (192, 256), "MobileNetV2 (tf_keras.applications) + DUC or MoveNet's feature "
-          "pyramid and heatmap head", tiny=dict(width=0.35))
+          "pyramid and heatmap head", tiny=dict(width=0.35, head="fpn", head_channels=(16, 16, 16, 16)))
 def mobilenetv2(input_size=(192, 256), num_keypoints=17, width: float = 1.0, head: ApplicationHead = "duc",
                 head_channels: Sequence[int] | None = None) -> keras.Model:
     """Raw pixels (B, H, W, 3) -> heatmaps (B, H/4, W/4, K). With ``head: fpn`` at width 1 this is MoveNet

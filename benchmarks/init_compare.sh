@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Does the initialisation matter, and does the teacher still help once the student is pretrained and the data real?
+#
+#   bash benchmarks/init_compare.sh [OUT]      # default runs/init; about 25 min per run on 2 cores
+#
+# Every run is configs/default_student.yaml (8,363 real training persons from five sources, MoveNet Thunder's cached
+# views, 6 epochs of 250 steps of 16 crops at 192x256, the last epoch kept) with one change:
+#   movenet      the default: MoveNet Lightning's MobileNetV2 + pyramid + head, pose-pretrained, FPD alpha 0.5
+#   movenet_gt   the same student on ground truth alone (alpha 0, no boxes without keypoints)
+#   imagenet_v1  tf_keras.applications MobileNetV1 with ImageNet weights and a fresh pyramid head, FPD
+#   scratch      PeleeNet-DUC (the previous default's architecture) from random weights, FPD, its own learning rate
+# Then the paired comparison on both dev-val sets (benchmarks/kd_compare.py). A finished run is not redone; the
+# default run folder (runs/default) is reused for `movenet` when it exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/init}
+PY=${PYTHON:-.venv/bin/python}
+CONFIG=configs/default_student.yaml
+
+run() {
+    local name=$1; shift
+    if [[ -f $OUT/$name/student.keras ]]; then echo "== $name: done before"; return; fi
+    mkdir -p "$OUT/$name"
+    echo "== $name ($(date +%T)): log in $OUT/$name.log"
+    "$PY" -m tfpose.cli pipeline --config "$CONFIG" --out "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1
+}
+
+mkdir -p "$OUT"
+if [[ -f runs/default/student.keras && ! -e $OUT/movenet ]]; then ln -s "$(pwd)/runs/default" "$OUT/movenet"; fi
+run movenet
+run movenet_gt distill.alpha=0 distill.unlabelled=false
+run imagenet_v1 distill.student.name=mobilenetv1 \
+    distill.student.init=../shared/models/init/mobilenet-v1-1.0-imagenet.weights.h5 distill.train.learning_rate=0.001
+run scratch distill.student.name=peleenet_duc \
+    'distill.student.params={growth: 16, duc_channels: [128, 64, 32], act: relu6}' "distill.student.init=''" \
+    distill.student.freeze_batchnorm=false distill.train.learning_rate=0.003
+"$PY" benchmarks/kd_compare.py --config "$CONFIG" \
+    "$OUT"/movenet_gt/student.keras "$OUT"/movenet/student.keras "$OUT"/imagenet_v1/student.keras \
+    "$OUT"/scratch/student.keras
+"$PY" benchmarks/learning_curves.py "$OUT"/{movenet,movenet_gt,imagenet_v1,scratch} --out "$OUT/learning_curves.png"
