@@ -105,3 +105,49 @@ def test_alpha_kd_teaches_an_unlabelled_joint_by_the_teacher_alone_with_weight_o
     for alpha in (0.0, 0.5):
         total, _, kd = alpha_kd(pred, truth, np.zeros((1, 2), np.float32), teacher, alpha)
         assert float(total) == pytest.approx(float(kd)) == pytest.approx(2.0)
+
+
+def test_keypoint_bce_keeps_its_gradient_where_the_sigmoid_saturates():
+    """A cell whose logit sits at -12 with target 1: cross-entropy read from the logits still pushes it up with
+    gradient ~ -1 per cell, where MSE on the sigmoid gives ~ -6e-6 (the student could never recover it)."""
+    from tfpose._keras import keras, tf
+    from tfpose.distill.losses import keypoint_bce
+
+    logits = tf.Variable(np.full((1, 1, 1, 1), -12.0, np.float32))
+    target = np.ones((1, 1, 1, 1), np.float32)
+
+    def gradient(loss):
+        with tf.GradientTape() as tape:
+            value = loss(keras.activations.sigmoid(logits), target)
+        return float(tape.gradient(value, logits).numpy().ravel()[0]), float(value)
+
+    @tf.function
+    def bce_graph():
+        with tf.GradientTape() as tape:
+            value = keypoint_bce(tf.sigmoid(logits), target)
+        return tape.gradient(value, logits)
+
+    grad, value = gradient(keypoint_bce)
+    assert value == pytest.approx(12.0, rel=1e-3) and grad == pytest.approx(-1.0, rel=1e-3)
+    assert float(bce_graph().numpy().ravel()[0]) == pytest.approx(-1.0, rel=1e-3)
+    assert abs(gradient(keypoint_mse)[0]) < 1e-5
+
+
+def test_keypoint_bce_weighs_joints_like_keypoint_mse():
+    from tfpose.distill.losses import keypoint_bce
+
+    pred = np.full((1, 2, 2, 2), 0.5, np.float32)
+    target = np.zeros_like(pred)
+    both = float(keypoint_bce(pred, target))
+    assert both == pytest.approx(math.log(2), rel=1e-4)
+    assert float(keypoint_bce(pred, target, np.array([[1.0, 0.0]], np.float32))) == pytest.approx(both / 2, rel=1e-4)
+
+
+def test_cross_entropy_is_refused_for_methods_defined_on_mse():
+    from tests.conftest import TINY_INPUT, TINY_STUDENT
+    from tfpose.distill.distiller import Distiller
+    from tfpose.models import build_model
+
+    student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    with pytest.raises(ValueError, match="heatmap_loss 'bce' is for method fpd"):
+        Distiller(student, None, method="okdhp", heatmap_loss="bce")

@@ -211,30 +211,34 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
                           assistants=[load_keras(Path(a)) for a in distill_cfg.dskd.assistants]
                           if distill_cfg.method == "dskd" else [])
         distiller = Distiller(student, teacher, alpha, **kwargs)
-    fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps,
-        evaluate_ap=dev_val_scorer(ctx, ctx.out / run_name, run_name, steps * max(1, train_cfg.eval_every_epochs)))
+    scorer = dev_val_scorer(ctx, ctx.out / run_name, run_name, steps * max(1, train_cfg.eval_every_epochs))
+    if train_cfg.eval_every_epochs > 0 and not scorer.points:
+        scorer(distiller.student, step=0)       # where training starts from: a pretrained student scores already
+    fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps, evaluate_ap=scorer)
     return distiller.student
 
 
 def dev_val_scorer(ctx: Context, run_dir: Path, run_name: str, steps_between: int):
     """``student -> metrics on the val split``, which also scores every other dev-val set and appends all of them
-    to ``run_dir/learning_curve.json`` (one point per call, ``steps_between`` training steps apart) and
-    ``learning_curve.png`` (mean OKS against steps). A resumed run keeps the points it had."""
+    to ``run_dir/learning_curve.json`` (one point per call, ``steps_between`` training steps after the last one,
+    or at ``step``) and ``learning_curve.png`` (mean OKS against steps). A resumed run keeps the points it had."""
     from tfpose.visualize import plot_learning_curve
 
     path = run_dir / "learning_curve.json"
     points = json.loads(path.read_text()) if path.is_file() else []
 
-    def score(model) -> dict:
+    def score(model, step: int | None = None) -> dict:
         metrics = {name: evaluate_keras(ctx, model, f"{run_name} {name}", dataset)
                    for name, dataset in ctx.val_sets.items()}
-        step = (len(points) + 1) * steps_between
+        if step is None:
+            step = (points[-1]["step"] if points else 0) + steps_between
         points.append({"step": step, **{name: {k: m[k] for k in ("AP", "mean_OKS", "PCK@0.2")}
                                         for name, m in metrics.items()}})
         write_json(path, points)
         plot_learning_curve({name: [(p["step"], p[name]["mean_OKS"]) for p in points] for name in ctx.val_sets},
                             "dev-val mean OKS", run_dir / "learning_curve.png")
         return metrics["val"]
+    score.points = points
     return score
 
 
