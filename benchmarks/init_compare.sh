@@ -2,11 +2,13 @@
 # Does the initialisation matter, and does the teacher still help once the student is pretrained and the data real?
 #
 #   bash benchmarks/init_compare.sh [OUT]      # default runs/init; about 25 min per run on 2 cores
+#   OTHER_EPOCHS=3 bash benchmarks/init_compare.sh   # the ImageNet and scratch students at half the budget
 #
 # Every run is configs/default_student.yaml (8,363 real training persons from five sources, MoveNet Thunder's cached
 # views, 6 epochs of 250 steps of 16 crops at 192x256, the last epoch kept) with one change:
 #   movenet      the default: MoveNet Lightning's MobileNetV2 + pyramid + head, pose-pretrained, FPD alpha 0.5
-#   movenet_gt   the same student on ground truth alone (alpha 0, no boxes without keypoints)
+#   movenet_gt   the same student on ground truth alone (no teacher, no boxes without keypoints; its crops are
+#                drawn afresh from the photos, so it sees more views than the cached two, if anything a help)
 #   imagenet_v1  tf_keras.applications MobileNetV1 with ImageNet weights and a fresh pyramid head, FPD
 #   scratch      PeleeNet-DUC (the previous default's architecture) from random weights, FPD, its own learning rate
 # Then the paired comparison on both dev-val sets (benchmarks/kd_compare.py). A finished run is not redone; the
@@ -29,10 +31,12 @@ run() {
 mkdir -p "$OUT"
 if [[ -f runs/default/student.keras && ! -e $OUT/movenet ]]; then ln -s "$(pwd)/runs/default" "$OUT/movenet"; fi
 run movenet
-run movenet_gt distill.alpha=0 distill.unlabelled=false
-run imagenet_v1 distill.student.name=mobilenetv1 \
+# no teacher at all (alpha 0 alone would still teach the joints without labels): crops drawn afresh from the photos
+run movenet_gt teacher.source=none distill.alpha=0 distill.unlabelled=false
+OTHER=(distill.train.epochs="${OTHER_EPOCHS:-6}")
+run imagenet_v1 "${OTHER[@]}" distill.student.name=mobilenetv1 \
     distill.student.init=../shared/models/init/mobilenet-v1-1.0-imagenet.weights.h5 distill.train.learning_rate=0.001
-run scratch distill.student.name=peleenet_duc \
+run scratch "${OTHER[@]}" distill.student.name=peleenet_duc \
     'distill.student.params={growth: 16, duc_channels: [128, 64, 32], act: relu6}' "distill.student.init=''" \
     distill.student.freeze_batchnorm=false distill.train.learning_rate=0.003
 "$PY" benchmarks/kd_compare.py --config "$CONFIG" \

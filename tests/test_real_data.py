@@ -60,3 +60,28 @@ def test_one_training_step_runs_on_real_crops():
     distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = distiller.fit(ds, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0]) and history.history["loss"][0] > 0
+
+
+def test_the_default_students_sources_hold_no_dev_val_image_and_draw_by_their_weights(tmp_path):
+    """configs/default_student.yaml: five training sources and two dev-val sets that share no image, and each
+    source's share of the draws is its weight over the sum, whatever its size."""
+    from pathlib import Path
+
+    from tfpose.config import load_config
+    from tfpose.pipeline import load_data, make_context, training_persons
+
+    shared_path("data/lsp/lspet_dataset/joints.mat")
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "configs/default_student.yaml")
+    ctx = make_context(cfg, tmp_path)
+    load_data(ctx)                         # check_held_out raises if a dev-val image were in a training source
+    assert [len(s.dataset.labelled()) for s in ctx.sources] == [51, 1000, 7000, 100, 166]
+    assert {name: len(v.labelled()) for name, v in ctx.val_sets.items()} == {"val": 35, "parse:test": 205}
+    train_images = {p.image_path.resolve() for s in ctx.sources for p in s.dataset.persons}
+    assert not train_images & {p.image_path.resolve() for v in ctx.val_sets.values() for p in v.persons}
+    persons, draw = training_persons(ctx, with_unlabelled=True)
+    assert len(persons) == 8317 + 46 and np.isclose(draw.sum(), 1.0)     # 46 coco boxes without keypoints
+    weights = np.array([s.weight for s in ctx.sources])
+    sizes = [len(s.dataset.labelled()) + (len(s.dataset.unlabelled()) if s.unlabelled else 0) for s in ctx.sources]
+    shares = [draw[sum(sizes[:i]):sum(sizes[:i + 1])].sum() for i in range(len(sizes))]
+    np.testing.assert_allclose(shares, weights / weights.sum())
