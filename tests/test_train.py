@@ -135,3 +135,26 @@ def test_an_interrupted_fit_resumes_at_its_last_completed_epoch(tmp_path):
     assert int(second.optimizer.iterations.numpy()) == 6      # 2 steps x 3 epochs: the optimizer state came back
     assert not all(np.array_equal(a, b) for a, b in zip(after_two_epochs, second.student.get_weights()))
     assert not list((tmp_path / "backup").rglob("*ckpt*"))    # the checkpoint is deleted once training finished
+
+
+def test_a_run_whose_loss_turns_nan_fails_naming_the_stage_and_step(tmp_path):
+    from tfpose._keras import tf
+    from tfpose.config import TrainConfig
+    from tfpose.distill.distiller import Distiller
+    from tfpose.errors import TrainingDiverged
+    from tfpose.models import build_model
+    from tfpose.train import fit
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, *TINY_INPUT[::-1], 3)).astype(np.float32)
+    y = {"heatmaps": rng.uniform(0, 1, (8, TINY_INPUT[1] // 4, TINY_INPUT[0] // 4, 17)).astype(np.float32),
+         "weights": np.ones((8, 17), np.float32)}
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4, drop_remainder=True)
+    student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    with pytest.raises(TrainingDiverged, match=r"distill_run: training diverged .*step \d+"):
+        fit(Distiller(student, None, alpha=0.0), ds, None,
+            TrainConfig(epochs=2, batch_size=4, learning_rate=float("inf"), schedule="constant"),
+            tmp_path / "distill_run", 2)
+    # a healthy run passes the same check
+    fit(Distiller(build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT), None, alpha=0.0), ds, None,
+        TrainConfig(epochs=1, batch_size=4, schedule="constant"), tmp_path / "ok_run", 2)

@@ -7,6 +7,10 @@ class TfposeError(Exception):
     """A user-facing error: the CLI prints it without a traceback and exits non-zero."""
 
 
+class TrainingDiverged(TfposeError):
+    """Training met a non-finite loss or left non-finite weights: nothing it made may be saved or used."""
+
+
 class InputError(TfposeError):
     """Bad input: a missing or corrupt file, a malformed field, an unknown config key."""
 

@@ -13,6 +13,7 @@ import numpy as np
 from tfpose._keras import keras, tf
 from tfpose.config import TrainConfig
 from tfpose.distill.distiller import Distiller
+from tfpose.errors import TrainingDiverged
 
 
 def learning_rate(cfg: TrainConfig, steps_per_epoch: int):
@@ -122,6 +123,22 @@ def fit(distiller: Distiller, train_data: tf.data.Dataset, val_data: tf.data.Dat
                             steps_per_epoch=(cfg.steps_per_epoch or steps_per_epoch) if endless or cfg.steps_per_epoch
                             else None, callbacks=callbacks,
                             verbose=1 if sys.stdout.isatty() else 2)
+    check_finite(distiller, history, run_dir.name)
     if ap is not None and ap.best_weights is not None and cfg.early_stopping_patience > 0:
         distiller.student.set_weights(ap.best_weights)
     return history
+
+
+def check_finite(distiller: Distiller, history: keras.callbacks.History, stage: str) -> None:
+    """Raise TrainingDiverged, naming the stage and the step, when a loss or a student weight is not finite
+    (TerminateOnNaN stops such a run, but fit returns normally and the student would be saved)."""
+    losses = history.history.get("loss", [])
+    bad_epoch = next((i for i, v in enumerate(losses) if not np.isfinite(v)), None)
+    bad_weights = [w.name for w in distiller.student.weights if not np.isfinite(w.numpy()).all()]
+    if bad_epoch is None and not bad_weights:
+        return
+    where = f"epoch {bad_epoch + 1}" if bad_epoch is not None else "the end"
+    raise TrainingDiverged(f"{stage}: training diverged at {where} (step {int(distiller.step.numpy())}): "
+                           + (f"loss {losses[bad_epoch]}" if bad_epoch is not None else
+                              f"non-finite weights in {', '.join(bad_weights[:3])}")
+                           + "; nothing was saved. Lower the learning rate or check the config's weights")
