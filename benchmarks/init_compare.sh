@@ -10,7 +10,8 @@
 #   movenet_gt   the same student on ground truth alone (no teacher, no boxes without keypoints; its crops are
 #                drawn afresh from the photos, so it sees more views than the cached two, if anything a help)
 #   imagenet_v1  tf_keras.applications MobileNetV1 with ImageNet weights and a fresh pyramid head, FPD
-#   scratch      PeleeNet-DUC (the previous default's architecture) from random weights, FPD, its own learning rate
+#   scratch      PeleeNet-DUC (the previous default's architecture) from random weights, FPD with MSE (its head is
+#                linear) at its own learning rate
 # Then the paired comparison on both dev-val sets (benchmarks/kd_compare.py). A finished run is not redone; the
 # default run folder (runs/default) is reused for `movenet` when it exists.
 set -euo pipefail
@@ -38,7 +39,7 @@ run imagenet_v1 "${OTHER[@]}" distill.student.name=mobilenetv1 \
     distill.student.init=../shared/models/init/mobilenet-v1-1.0-imagenet.weights.h5 distill.train.learning_rate=0.001
 run scratch "${OTHER[@]}" distill.student.name=peleenet_duc \
     'distill.student.params={growth: 16, duc_channels: [128, 64, 32], act: relu6}' "distill.student.init=''" \
-    distill.student.freeze_batchnorm=false distill.train.learning_rate=0.003
+    distill.student.freeze_batchnorm=false distill.train.learning_rate=0.003 distill.heatmap_loss=mse
 "$PY" benchmarks/kd_compare.py --config "$CONFIG" \
     "$OUT"/movenet_gt/student.keras "$OUT"/movenet/student.keras "$OUT"/imagenet_v1/student.keras \
     "$OUT"/scratch/student.keras

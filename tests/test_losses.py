@@ -146,8 +146,13 @@ def test_keypoint_bce_weighs_joints_like_keypoint_mse():
 def test_cross_entropy_is_refused_for_methods_defined_on_mse():
     from tests.conftest import TINY_INPUT, TINY_STUDENT
     from tfpose.distill.distiller import Distiller
-    from tfpose.models import build_model
+    from tfpose.models import build_model, get_spec
 
     student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
     with pytest.raises(ValueError, match="heatmap_loss 'bce' is for method fpd"):
         Distiller(student, None, method="okdhp", heatmap_loss="bce")
+    # a linear head has no probabilities for cross-entropy to read (measured: it took a student to mean OKS 0.007)
+    with pytest.raises(ValueError, match="needs a student whose heatmaps are sigmoid outputs"):
+        Distiller(student, None, heatmap_loss="bce")
+    sigmoid_student = build_model("mobilenetv2", 17, TINY_INPUT, **{**get_spec("mobilenetv2").tiny})
+    assert Distiller(sigmoid_student, None, heatmap_loss="bce").pointwise.__name__ == "keypoint_bce"

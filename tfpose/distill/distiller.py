@@ -30,6 +30,14 @@ from tfpose.distill.losses import (HEATMAP_LOSSES, alpha_kd, binarize, dskd_term
 METHODS = ("fpd", "dskd", "okdhp")
 
 
+def ends_in_sigmoid(model: keras.Model) -> bool:
+    """Whether every output of ``model`` is a sigmoid activation (probabilities that cross-entropy can read)."""
+    names = model.output_names if isinstance(model.output, (list, tuple)) else [model.output_names[0]]
+    layers = [model.get_layer(name) for name in names]
+    return all(isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "sigmoid"
+               for layer in layers)
+
+
 class Distiller(keras.Model):
     def __init__(self, student: keras.Model, teacher=None, alpha: float = 0.5, method: str = "fpd",
                  dskd: DskdConfig | None = None, okdhp: OkdhpConfig | None = None, assistants=(),
@@ -41,6 +49,9 @@ class Distiller(keras.Model):
         if heatmap_loss != "mse" and method != "fpd":
             raise ValueError(f"heatmap_loss '{heatmap_loss}' is for method fpd (and ground truth alone); "
                              f"{method} is defined on MSE")
+        if heatmap_loss == "bce" and not ends_in_sigmoid(student):
+            raise ValueError(f"heatmap_loss 'bce' needs a student whose heatmaps are sigmoid outputs; "
+                             f"'{student.name}' ends in '{student.layers[-1].name}': use 'mse'")
         self.pointwise = HEATMAP_LOSSES[heatmap_loss]
         self.student = student
         self.teacher = teacher
