@@ -98,19 +98,26 @@ def test_validation_callback_logs_ap_and_oks_and_early_stopping_restores_the_bes
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.slow
-def test_an_interrupted_fit_resumes_at_its_last_completed_epoch(tmp_path):
-    from tfpose._keras import keras, tf
-    from tfpose.config import TrainConfig
-    from tfpose.distill.distiller import Distiller
-    from tfpose.models import build_model
-    from tfpose.train import fit
+def _random_batches():
+    """Two batches of 4 random crops with random targets: enough for fit to take steps."""
+    from tfpose._keras import tf
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, *TINY_INPUT[::-1], 3)).astype(np.float32)
     y = {"heatmaps": rng.uniform(0, 1, (8, TINY_INPUT[1] // 4, TINY_INPUT[0] // 4, 17)).astype(np.float32),
          "weights": np.ones((8, 17), np.float32)}
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4, drop_remainder=True)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(4, drop_remainder=True)
+
+
+@pytest.mark.slow
+def test_an_interrupted_fit_resumes_at_its_last_completed_epoch(tmp_path):
+    from tfpose._keras import keras
+    from tfpose.config import TrainConfig
+    from tfpose.distill.distiller import Distiller
+    from tfpose.models import build_model
+    from tfpose.train import fit
+
+    ds = _random_batches()
     cfg = TrainConfig(epochs=3, batch_size=4, schedule="constant")
 
     class Crash(keras.callbacks.Callback):
@@ -138,18 +145,13 @@ def test_an_interrupted_fit_resumes_at_its_last_completed_epoch(tmp_path):
 
 
 def test_a_run_whose_loss_turns_nan_fails_naming_the_stage_and_step(tmp_path):
-    from tfpose._keras import tf
     from tfpose.config import TrainConfig
     from tfpose.distill.distiller import Distiller
     from tfpose.errors import TrainingDiverged
     from tfpose.models import build_model
     from tfpose.train import fit
 
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (8, *TINY_INPUT[::-1], 3)).astype(np.float32)
-    y = {"heatmaps": rng.uniform(0, 1, (8, TINY_INPUT[1] // 4, TINY_INPUT[0] // 4, 17)).astype(np.float32),
-         "weights": np.ones((8, 17), np.float32)}
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4, drop_remainder=True)
+    ds = _random_batches()
     student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
     with pytest.raises(TrainingDiverged, match=r"distill_run: training diverged .*step \d+"):
         fit(Distiller(student, None, alpha=0.0), ds, None,
