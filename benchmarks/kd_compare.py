@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from tfpose import pipeline as p  # noqa: E402
 from tfpose.config import load_config  # noqa: E402
-from tfpose.evaluation import evaluate_predictor, paired_gaps  # noqa: E402
+from tfpose.evaluation import evaluate_predictor, gap_cells, paired_gaps  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -57,9 +57,7 @@ def main(argv=None) -> int:
         print("\n| paired gap (95 % bootstrap) | AP | mean OKS | PCK@0.2 |\n|---|---|---|---|")
         for i, j in pairs:
             g = paired_gaps(dataset, scores[i], scores[j], results[i], results[j])
-            print(f"| {args.students[i]} - {args.students[j]} | " + " | ".join(
-                f"{g[k]['gap']:+.3f} [{g[k]['ci95'][0]:+.3f}, {g[k]['ci95'][1]:+.3f}]" for k in ("AP", "mean_OKS", "PCK@0.2"))
-                + " |")
+            print(f"| {args.students[i]} - {args.students[j]} | " + " | ".join(gap_cells(g)) + " |")
     return 0
 
 

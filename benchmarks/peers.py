@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from tflite.validate import comparison_markdown, validate  # noqa: E402
 from tfpose.errors import TfposeError  # noqa: E402
+from tfpose.evaluation import gap_cells  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 # the fastest MoveNet files under XNNPACK (the dynamic-range int8 ones run about 1.5x slower: ../shared/TOOLCHAIN.md)
@@ -87,9 +88,8 @@ def gaps_markdown(report: dict) -> str:
              "| set | peer | AP | mean OKS | PCK@0.2 |", "|---|---|---|---|---|"]
     for name, scored in report.get("sets", {}).items():
         for peer, g in scored["gaps"].items():
-            cells = [f"{g[k]['gap']:+.3f} [{g[k]['ci95'][0]:+.3f}, {g[k]['ci95'][1]:+.3f}]"
-                     for k in ("AP", "mean_OKS", "PCK@0.2")]
-            lines.append(f"| {'coco-mini val' if name == 'main' else name} | {peer} | " + " | ".join(cells) + " |")
+            lines.append(f"| {'coco-mini val' if name == 'main' else name} | {peer} | " + " | ".join(gap_cells(g))
+                         + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -50,11 +50,10 @@ def main(argv=None) -> int:
     from tflite.benchmark import measure_latency
     from tflite.convert import convert
     from tfpose.config import load_config
-    from tfpose.data.samples import CropSampler
     from tfpose.evaluation import evaluate_predictor
     from tfpose.models import build_model
     from tfpose.models.init import initialise
-    from tfpose.pipeline import load_data, make_context, training_persons
+    from tfpose.pipeline import load_data, make_context
 
     cfg = load_config(ROOT / "configs/default_student.yaml")
     work = Path(tempfile.mkdtemp())
@@ -65,8 +64,7 @@ def main(argv=None) -> int:
                                        [f"codec.input_size=[{size[0]}, {size[1]}]"]), work)
         with contextlib.redirect_stdout(io.StringIO()):
             load_data(ctx)
-        persons, draw = training_persons(ctx, with_unlabelled=False)
-        sampler = CropSampler(persons, ctx.codec, ctx.skeleton.flip_index, cfg.data.padding, None, ctx.images)
+        sampler, draw = ctx.training_sampler(with_unlabelled=False, augment=False)
         picks = np.random.default_rng(0).choice(len(sampler), 64, replace=False, p=draw)
         calibration = [sampler.sample(int(i)).crop.astype(np.float32) for i in picks]
         model = build_model(name, ctx.skeleton.num_keypoints, size, **params)

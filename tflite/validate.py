@@ -31,7 +31,7 @@ from tflite.runtime import TFLiteModel
 from tfpose.artifacts import write_json, write_text
 from tfpose.codec import HeatmapCodec
 from tfpose.errors import InputError, TfposeError
-from tfpose.evaluation import EvalSet, Predictions, load_eval_set
+from tfpose.evaluation import EvalSet, Predictions, gap_cells, load_eval_set
 from tfpose.skeleton import Skeleton
 from tfpose.visualize import contact_sheet, draw_skeleton, plot_accuracy_latency
 
@@ -157,7 +157,7 @@ def validate(model_path: str | Path, annotations: str | Path | None = None, imag
             set_entries, set_preds = [], []
             for adapter, entry in zip(adapters, entries):
                 accuracy, preds = extra.evaluate(adapter.predict, adapter.skeleton, adapter.input_size, adapter.padding)
-                set_entries.append({**entry, "accuracy": accuracy, "latency": entry["latency"]})
+                set_entries.append({**entry, "accuracy": accuracy})
                 set_preds.append(preds)
             report["sets"][name] = score_set(extra, adapters, set_entries, set_preds)
             if out_dir is not None:
@@ -326,8 +326,7 @@ def to_markdown(report: dict) -> str:
                       "model (95 % paired bootstrap: persons for mean OKS and PCK@0.2, images for AP):", "",
                       "| against | AP | mean OKS | PCK@0.2 |", "|---|---|---|---|"]
             for peer, g in s["gaps"].items():
-                lines.append(f"| {peer} | " + " | ".join(f"{g[k]['gap']:+.3f} [{g[k]['ci95'][0]:+.3f}, "
-                                                         f"{g[k]['ci95'][1]:+.3f}]" for k in ("AP", "mean_OKS", "PCK@0.2")) + " |")
+                lines.append(f"| {peer} | " + " | ".join(gap_cells(g)) + " |")
             lines.append("")
     lines += [f"- {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"

@@ -152,6 +152,14 @@ def _bootstrap_ap(dataset: CocoDataset, results: list[dict], skeleton: Skeleton,
     return float(lo), float(hi)
 
 
+GAP_METRICS = ("AP", "mean_OKS", "PCK@0.2")
+
+
+def gap_cells(gaps: dict) -> list[str]:
+    """``paired_gaps`` as table cells, one per ``GAP_METRICS``: "+0.072 [-0.026, +0.151]"."""
+    return [f"{gaps[k]['gap']:+.3f} [{gaps[k]['ci95'][0]:+.3f}, {gaps[k]['ci95'][1]:+.3f}]" for k in GAP_METRICS]
+
+
 def paired_gaps(dataset: CocoDataset, a: dict, b: dict, results_a: list[dict], results_b: list[dict],
                 skeleton: Skeleton = COCO17, seed: int = 0, samples: int = 1000) -> dict:
     """Model a minus model b on the same persons, with paired bootstrap 95 % intervals: mean OKS and pooled

@@ -136,14 +136,10 @@ def _finetune_data(ctx, teacher, batch: int):
     """The training data of the distillation stage: every source, drawn by its weight; a SavedModel teacher's
     cached views when the config caches them (the same folder training filled), else the teacher runs online."""
     from tfpose.data.pipeline import build_dataset
-    from tfpose.data.samples import CropSampler
     from tfpose.distill.teachers import SavedModelTeacher, TeacherViewSampler, build_teacher_view_dataset
-    from tfpose.pipeline import training_persons
 
     d = ctx.cfg.distill
-    persons, draw = training_persons(ctx, with_unlabelled=teacher is not None and d.unlabelled)
-    sampler = CropSampler(persons, ctx.codec, ctx.skeleton.flip_index, ctx.cfg.data.padding, ctx.cfg.data.augment,
-                          ctx.images)
+    sampler, draw = ctx.training_sampler(with_unlabelled=teacher is not None and d.unlabelled, augment=True)
     if isinstance(teacher, SavedModelTeacher) and d.teacher_views > 0:
         from tfpose.distill.view_cache import cached_view_dataset
         from tfpose.pipeline import cached_teacher_views

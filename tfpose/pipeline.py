@@ -47,6 +47,13 @@ class Context:
         return CropSampler(persons, self.codec, self.skeleton.flip_index, self.cfg.data.padding,
                            self.cfg.data.augment if augment else None, self.images)
 
+    def training_sampler(self, with_unlabelled: bool, augment: bool) -> tuple[CropSampler, np.ndarray]:
+        """Every training person of every source (``training_persons``) as one sampler, and the (N,) probability
+        of drawing each."""
+        persons, draw = training_persons(self, with_unlabelled)
+        return CropSampler(persons, self.codec, self.skeleton.flip_index, self.cfg.data.padding,
+                           self.cfg.data.augment if augment else None, self.images), draw
+
 
 @dataclass
 class TrainingSource:
@@ -159,21 +166,18 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     ``distill_cfg`` (a DistillConfig) picks the method, its options, the KD schedule and unlabelled crops; a
     SavedModel teacher gets the square teacher view of each crop from the input pipeline."""
     from tfpose.data.pipeline import build_dataset
-    from tfpose.data.samples import CropSampler
     from tfpose.distill.distiller import Distiller
     from tfpose.distill.teachers import SavedModelTeacher, TeacherViewSampler, build_teacher_view_dataset
     from tfpose.train import fit, float32_head, make_strategy, precision
 
     # boxes without keypoints: every GT weight is 0, the teacher alone teaches
     with_unlabelled = teacher is not None and distill_cfg is not None and distill_cfg.unlabelled
-    persons, draw = training_persons(ctx, with_unlabelled)
-    if not persons:
+    train_sampler, draw = ctx.training_sampler(with_unlabelled, augment=True)
+    if not len(train_sampler):
         raise InputError("no training person with labelled keypoints in any source (empty dataset)",
                          path=ctx.train.annotation_file)
-    train_sampler = CropSampler(persons, ctx.codec, ctx.skeleton.flip_index, ctx.cfg.data.padding,
-                                ctx.cfg.data.augment, ctx.images)
     val_sampler = ctx.sampler(ctx.val, augment=False)
-    print(f"    {len(persons)} training persons from {len(ctx.sources)} source(s)")
+    print(f"    {len(train_sampler)} training persons from {len(ctx.sources)} source(s)")
     batch = train_cfg.batch_size
     if isinstance(teacher, SavedModelTeacher) and distill_cfg is not None and distill_cfg.teacher_views > 0:
         from tfpose.distill.view_cache import cached_view_dataset
@@ -394,8 +398,7 @@ def export_student(ctx: Context, student, teacher=None) -> Path:
     e = ctx.cfg.export
     path = ctx.out / export_name(e)
     # calibration crops from every training source, as training draws them, so the int8 ranges see every kind of photo
-    persons, draw = training_persons(ctx, with_unlabelled=False)
-    calib = CropSampler(persons, ctx.codec, ctx.skeleton.flip_index, ctx.cfg.data.padding, None, ctx.images)
+    calib, draw = ctx.training_sampler(with_unlabelled=False, augment=False)
     rng = np.random.default_rng(ctx.cfg.seed)
     calib_idx = rng.choice(len(calib), min(e.calibration_samples, len(calib)), replace=False, p=draw)
     calibration = np.stack([calib.sample(int(i)).crop for i in calib_idx]).astype(np.float32)
@@ -408,6 +411,11 @@ def export_student(ctx: Context, student, teacher=None) -> Path:
     return path
 
 
+def set_slug(name: str) -> str:
+    """A dev-val set's name ("parse:test") as the validator's set name and a file name ("parse_test")."""
+    return name.replace(":", "_")
+
+
 def validate_tflite(ctx: Context, tflite_path: Path) -> dict:
     from tflite.validate import validate
 
@@ -417,9 +425,9 @@ def validate_tflite(ctx: Context, tflite_path: Path) -> dict:
     write_json(val_ann, ctx.val.raw)  # the exact split, so the device run scores the same persons
     extra_sets = []
     for name, dataset in list(ctx.val_sets.items())[1:]:
-        path = ctx.out / f"val_{name.replace(':', '_')}.json"
+        path = ctx.out / f"val_{set_slug(name)}.json"
         write_json(path, dataset.raw)
-        extra_sets.append((name.replace(":", "_"), path, dataset.image_dir))
+        extra_sets.append((set_slug(name), path, dataset.image_dir))
     report = validate(tflite_path, val_ann, ctx.val.image_dir, val_dir, threads=v.threads, warmup=v.warmup_runs,
                       runs=v.latency_runs, overlays=v.overlays, extra_sets=tuple(extra_sets))
     return report
@@ -478,7 +486,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
         "stage_seconds": ctx.timings,
     }
     if len(ctx.val_sets) > 1:
-        int8_sets = {name: report["sets"][name.replace(":", "_")]["comparison"][0] for name in list(ctx.val_sets)[1:]}
+        int8_sets = {name: report["sets"][set_slug(name)]["comparison"][0] for name in list(ctx.val_sets)[1:]}
         summary["other_dev_val"] = {
             name: {"teacher": _row(teacher_sets[name], 0) if teacher_sets else None,
                    "student_float": _row(student_sets[name], student.count_params()),

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tfpose.codec import HeatmapCodec
+from tfpose.data.transforms import colour_jitter, flip_keypoints
 
 ARRAYS = ("crops", "teacher", "keypoints", "visibility")
 CHUNK = 32          # persons per teacher call and per progress record
@@ -172,11 +173,8 @@ def draw_batch(cache: ViewCache, codec: HeatmapCodec, flip_index: np.ndarray, pr
             crops[b] = crops[b, :, ::-1]
             teacher[b] = teacher[b, :, ::-1][..., flip_index]
             keypoints[b, :, 0] = width - 1 - keypoints[b, :, 0]
-            keypoints[b], visibility[b] = keypoints[b, flip_index], visibility[b, flip_index]
-        if colour > 0:
-            contrast = 1 + rng.uniform(-colour, colour)
-            brightness = 255 * rng.uniform(-colour, colour) / 2
-            crops[b] = np.clip(crops[b] * contrast + brightness, 0, 255)
+            keypoints[b], visibility[b] = flip_keypoints(keypoints[b], visibility[b], flip_index)
+        crops[b] = colour_jitter(crops[b], rng, colour)
         hm, wt = codec.encode(keypoints[b], visibility[b])
         heatmaps.append(hm)
         weights.append(wt)
