@@ -35,6 +35,13 @@ def test_keeps_person_boxes_over_the_score_threshold(tmp_path):
     ([{"image_id": 1}], (), "[0].bbox", "missing"),
     ([{"image_id": 1, "bbox": [1, 2, 3, 4]}], ("image_id", "score"), "[0].score", "missing"),
     ([7], (), "[0]", "expected an object"),
+    ([{"image_id": 1, "bbox": [1, 2, float("nan"), 4]}], (), "[0].bbox", "not finite (nan at position 2)"),
+    ([{"image_id": 1, "bbox": [-float("inf"), 2, 3, 4]}], (), "[0].bbox", "not finite (-inf at position 0)"),
+    ([{"image_id": 1, "bbox": [1, 2, 3, 4], "score": float("nan")}], (), "[0].score", "not finite (nan)"),
+    ([{"image_id": 1, "bbox": [1, 2, 3, 4], "score": float("inf")}], (), "[0].score", "not finite (inf)"),
+    ([{"image_id": float("inf"), "bbox": [1, 2, 3, 4]}], (), "[0].image_id", "expected an integer"),
+    ([{"image_id": 10**400, "bbox": [1, 2, 3, 4]}], (), "[0].image_id", "must lie in [0, 2**63)"),
+    ([{"file_name": 7, "bbox": [1, 2, 3, 4]}], (), "[0].file_name", "expected a non-empty string"),
 ])
 def test_a_malformed_entry_names_the_file_and_the_field(tmp_path, entries, require, field, message):
     with pytest.raises(InputError) as err:

@@ -367,6 +367,26 @@ def test_missing_and_truncated_files(tmp_path):
         read_lsp(tmp_path / "c")
 
 
+def test_a_truncated_image_is_rejected_at_load(tmp_path):
+    _write_set(tmp_path / "s", _lsp_joints(n=2))
+    image = tmp_path / "s" / "images" / "im0002.jpg"
+    whole = image.read_bytes()
+    image.write_bytes(whole[:len(whole) // 2])         # the header, and so the size, is still readable
+    with pytest.raises(InputError, match="truncated") as e:
+        read_lsp(tmp_path / "s")
+    assert e.value.path == image
+
+
+def test_a_variable_written_twice_is_rejected(tmp_path):
+    path = _write_set(tmp_path / "s", _lsp_joints(n=2))
+    first = path.read_bytes()
+    _write_set(tmp_path / "s", _lsp_joints(n=2, seed=1))
+    path.write_bytes(first + path.read_bytes()[128:])  # two 'joints' in one file: scipy would keep the second
+    with pytest.raises(InputError, match="two variables of this name") as e:
+        read_lsp(tmp_path / "s")
+    assert e.value.path == path and e.value.field == "joints"
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_fuzzed_mat_files_raise_only_input_errors(tmp_path, compress):
     path = _write_set(tmp_path / "f", _lsp_joints(n=3), compress=compress)

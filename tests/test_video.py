@@ -125,6 +125,60 @@ def test_penn_action_layout_reads_mat_labels(tmp_path):
         load_penn_action(tmp_path, "0002")
 
 
+def _posetrack(tmp_path, edit):
+    """A two-frame PoseTrack18-layout file, changed by ``edit(doc)`` first."""
+    kp = np.tile([10.0, 20.0, 1.0], 17)
+    doc = {"images": [{"id": 10 + i, "vid_id": "000001", "frame_id": 10 + i, "file_name": f"{i:06d}.jpg"}
+                      for i in (0, 1)],
+           "annotations": [{"id": 100 + i, "image_id": 10 + i, "track_id": 0, "bbox": [0, 0, 50, 80],
+                            "keypoints": kp.tolist()} for i in (0, 1)],
+           "categories": [{"id": 1, "keypoints": list(POSETRACK18_JOINTS)}]}
+    edit(doc)
+    path = tmp_path / "video.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("edit, field, message", [
+    (lambda d: d["annotations"][1]["keypoints"].__setitem__(4, float("nan")), "annotations[1].keypoints",
+     "not finite (nan at position 4)"),
+    (lambda d: d["annotations"][0]["keypoints"].__setitem__(0, float("inf")), "annotations[0].keypoints",
+     "not finite (inf at position 0)"),
+    (lambda d: d["annotations"][0]["bbox"].__setitem__(2, float("nan")), "annotations[0].bbox",
+     "not finite (nan at position 2)"),
+    (lambda d: d["images"][1].__setitem__("id", 10), "images[1].id", "duplicate image id 10"),
+    (lambda d: d["annotations"][1].__setitem__("id", 100), "annotations[1].id", "duplicate annotation id 100"),
+    (lambda d: d["images"][1].__setitem__("frame_id", 10), "images[1].frame_id", "frame id 10 appears twice"),
+    (lambda d: d["annotations"][1].__setitem__("image_id", 99), "annotations[1].image_id",
+     "image id 99 is not in 'images'"),
+    (lambda d: d["images"][1].__setitem__("frame_id", {"n": 1}), "images[1].frame_id", "expected an integer"),
+])
+def test_video_coco_rejects_non_finite_numbers_and_duplicate_ids(tmp_path, edit, field, message):
+    path = _posetrack(tmp_path, edit)
+    with pytest.raises(InputError) as e:
+        load_video_coco(path, tmp_path)
+    assert e.value.field == field and message in str(e.value) and str(path) in str(e.value)
+
+
+def test_penn_action_rejects_non_finite_labels_and_boxes_for_other_frames(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    import cv2
+
+    frames = tmp_path / "frames" / "0001"
+    frames.mkdir(parents=True)
+    for i in range(1, 4):
+        cv2.imwrite(str(frames / f"{i:06d}.jpg"), np.zeros((20, 30, 3), np.uint8))
+    (tmp_path / "labels").mkdir()
+    x = np.tile(np.arange(13, dtype=float), (3, 1))
+    good = {"x": x, "y": x + 5, "visibility": np.ones((3, 13)), "bbox": np.tile([1.0, 2.0, 31.0, 42.0], (3, 1))}
+    for change, field, message in (({"x": np.where(x == 4, np.nan, x)}, "x", "the first nan at frame 1, column 5"),
+                                   ({"bbox": good["bbox"][:2]}, "bbox", "has shape (2, 4), expected (3 frames, 4)")):
+        scipy_io.savemat(tmp_path / "labels" / "0001.mat", {**good, **change})
+        with pytest.raises(InputError) as e:
+            load_penn_action(tmp_path, "0001")
+        assert e.value.field == field and message in str(e.value) and "0001.mat" in str(e.value)
+
+
 def test_to_coco17_maps_by_name_and_aliases():
     kp, vis = to_coco17(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([2, 2]), ["l_wrist", "pelvis"])
     assert kp[J["left_wrist"]].tolist() == [1.0, 2.0] and vis.sum() == 2

@@ -7,13 +7,16 @@ Shape legend: K joints; keypoints (K, 2) image pixels; visibility (K,) in {0, 1,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from numbers import Integral, Real
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from tfpose.errors import InputError, load_json
+from tfpose.data.fields import UniqueIds, flag, integer, number, numbers, read_json, text
+from tfpose.data.images import read_rgb
+from tfpose.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class CocoDataset:
 
     def split(self, val_fraction: float, seed: int) -> tuple["CocoDataset", "CocoDataset"]:
         """Split by image (never a person of one photo on both sides), fixed by ``seed``."""
+        if not (isinstance(val_fraction, Real) and 0 <= val_fraction <= 1):
+            raise InputError(f"must lie in [0, 1], got {val_fraction!r}", field="val_fraction")
+        if not (isinstance(seed, Integral) and seed >= 0):
+            raise InputError(f"expected a non-negative integer, got {seed!r}", field="split_seed")
         ids = np.array(sorted(self.images))
         rng = np.random.default_rng(seed)
         rng.shuffle(ids)
@@ -64,9 +71,15 @@ class CocoDataset:
 
 
 def load_coco(annotation_file: str | Path, image_dir: str | Path, num_keypoints: int = 17) -> CocoDataset:
-    """Parse and check a COCO keypoints file; images are read later, on demand."""
+    """Parse and check a COCO keypoints file; images are read later, on demand.
+
+    Every field that the readers and the evaluation use is checked: ids are unique integers, each annotation's image
+    is listed, numbers are finite, areas not negative, visibility flags 0, 1 or 2.
+    """
+    if not (isinstance(num_keypoints, Integral) and num_keypoints > 0):
+        raise InputError(f"expected a positive integer, got {num_keypoints!r}", field="num_keypoints")
     annotation_file, image_dir = Path(annotation_file), Path(image_dir)
-    raw = load_json(annotation_file, "annotation file not found")
+    raw = read_json(annotation_file, "annotation file not found")
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir)
     if not isinstance(raw, dict):
@@ -75,50 +88,73 @@ def load_coco(annotation_file: str | Path, image_dir: str | Path, num_keypoints:
         if not isinstance(raw.get(key), list):
             raise InputError("missing or not a list", path=annotation_file, field=key)
 
-    images = {}
-    for i, im in enumerate(raw["images"]):
-        for key in ("id", "file_name"):
-            if not isinstance(im, dict) or key not in im:
-                raise InputError("missing", path=annotation_file, field=f"images[{i}].{key}")
-        images[int(im["id"])] = im
-
+    images = _read_images(raw["images"], annotation_file)
+    ann_ids = UniqueIds(annotation_file, "annotation id")
     persons = []
     for i, ann in enumerate(raw["annotations"]):
-        where = f"annotations[{i}]"
-        if not isinstance(ann, dict):
-            raise InputError("expected an object", path=annotation_file, field=where)
-        if ann.get("iscrowd", 0) or ann.get("category_id", 1) != 1:
-            continue
-        for key in ("image_id", "bbox"):
-            if key not in ann:
-                raise InputError("missing", path=annotation_file, field=f"{where}.{key}")
-        if int(ann["image_id"]) not in images:
-            raise InputError(f"image id {ann['image_id']} is not in 'images'", path=annotation_file,
-                             field=f"{where}.image_id")
-        box = ann["bbox"]
-        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-            raise InputError(f"expected [x, y, w, h], got {box!r}", path=annotation_file, field=f"{where}.bbox")
-        if box[2] <= 1 or box[3] <= 1:
-            continue  # degenerate boxes carry nothing to learn or score
-        kps = ann.get("keypoints", [0] * (3 * num_keypoints))
-        if not (isinstance(kps, list) and len(kps) == 3 * num_keypoints):
-            n = len(kps) if isinstance(kps, list) else type(kps).__name__
-            raise InputError(f"expected {3 * num_keypoints} numbers, got {n}", path=annotation_file,
-                             field=f"{where}.keypoints")
-        try:
-            kp = np.asarray(kps, np.float32).reshape(num_keypoints, 3)
-        except (TypeError, ValueError):
-            raise InputError("keypoints must be numbers", path=annotation_file, field=f"{where}.keypoints") from None
-        visibility = kp[:, 2].astype(np.int64)
-        if not np.isin(visibility, (0, 1, 2)).all():
-            raise InputError("visibility flags must be 0, 1 or 2", path=annotation_file, field=f"{where}.keypoints")
-        persons.append(Person(
-            image_id=int(ann["image_id"]), ann_id=int(ann.get("id", i)),
-            image_path=image_dir / images[int(ann["image_id"])]["file_name"],
-            box=tuple(float(v) for v in box), keypoints=kp[:, :2].copy(), visibility=visibility,
-            area=float(ann.get("area", box[2] * box[3])),
-        ))
+        person = _read_annotation(ann, f"annotations[{i}]", i, images, ann_ids, annotation_file, image_dir,
+                                  num_keypoints)
+        if person is not None:
+            persons.append(person)
     return CocoDataset(annotation_file, image_dir, images, persons, raw)
+
+
+def _read_images(records: list, path: Path) -> dict[int, dict]:
+    images, ids = {}, UniqueIds(path, "image id")
+    for i, im in enumerate(records):
+        where = f"images[{i}]"
+        if not isinstance(im, dict):
+            raise InputError("expected an object", path=path, field=where)
+        for key in ("id", "file_name"):
+            if key not in im:
+                raise InputError("missing", path=path, field=f"{where}.{key}")
+        image_id = ids.add(integer(im["id"], path, f"{where}.id"), f"{where}.id")
+        text(im["file_name"], path, f"{where}.file_name")
+        for key in ("width", "height"):
+            if key in im:
+                number(im[key], path, f"{where}.{key}", minimum=0, above=True)
+        images[image_id] = im
+    return images
+
+
+def _read_annotation(ann, where: str, index: int, images: dict[int, dict], ann_ids: UniqueIds, path: Path,
+                     image_dir: Path, num_keypoints: int) -> Person | None:
+    """The person of one annotation, None for a crowd region, another category or a degenerate box (all checked
+    all the same: the evaluation reads them from ``raw``)."""
+    if not isinstance(ann, dict):
+        raise InputError("expected an object", path=path, field=where)
+    if "image_id" not in ann:
+        raise InputError("missing", path=path, field=f"{where}.image_id")
+    if "id" in ann:
+        ann_id = ann_ids.add(integer(ann["id"], path, f"{where}.id"), f"{where}.id")
+    else:
+        ann_id = ann_ids.add(index, f"{where}, which has no 'id' and takes its position")
+    image_id = integer(ann["image_id"], path, f"{where}.image_id")
+    if image_id not in images:
+        raise InputError(f"image id {image_id} is not in 'images'", path=path, field=f"{where}.image_id")
+    crowd = flag(ann.get("iscrowd", 0), path, f"{where}.iscrowd")
+    if integer(ann.get("category_id", 1), path, f"{where}.category_id") != 1:
+        return None
+    if "bbox" not in ann:
+        raise InputError("missing", path=path, field=f"{where}.bbox")
+    box = tuple(float(v) for v in numbers(ann["bbox"], 4, path, f"{where}.bbox", layout="[x, y, w, h]"))
+    if "area" in ann:
+        area = number(ann["area"], path, f"{where}.area", minimum=0)
+    else:
+        area = max(box[2], 0.0) * max(box[3], 0.0)
+        if not math.isfinite(area):
+            raise InputError(f"w x h, the default area, is not finite ({area})", path=path, field=f"{where}.bbox")
+    if "num_keypoints" in ann:
+        integer(ann["num_keypoints"], path, f"{where}.num_keypoints")
+    kp = np.zeros((num_keypoints, 3), np.float32)
+    if "keypoints" in ann:
+        kp = numbers(ann["keypoints"], 3 * num_keypoints, path, f"{where}.keypoints", np.float32).reshape(-1, 3)
+        if not np.isin(kp[:, 2], (0, 1, 2)).all():
+            raise InputError("visibility flags must be 0, 1 or 2", path=path, field=f"{where}.keypoints")
+    if crowd or box[2] <= 1 or box[3] <= 1:
+        return None  # degenerate boxes carry nothing to learn or score
+    return Person(image_id=image_id, ann_id=ann_id, image_path=image_dir / images[image_id]["file_name"], box=box,
+                  keypoints=kp[:, :2].copy(), visibility=kp[:, 2].astype(np.int64), area=area)
 
 
 class ImageStore:
@@ -135,14 +171,3 @@ class ImageStore:
             if self._enabled:
                 self._cache[path] = image
         return image
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; a missing or undecodable file is an InputError that names it."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("image not found", path=path)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError("image cannot be decoded (corrupt or not an image)", path=path)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -52,11 +52,12 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 
 from tfpose.data.coco import CocoDataset, Person
 from tfpose.data.formats import register_format
+from tfpose.data.images import image_size
+from tfpose.data.matfile import load_mat
 from tfpose.errors import InputError, TfposeError
 from tfpose.skeleton import COCO17
 
@@ -82,131 +83,6 @@ COCO_CATEGORY = {
 
 Kind = Literal["lsp", "lspet", "parse"]
 Split = Literal["all", "train", "test"]
-
-
-def load_mat(path: Path, variable: str) -> np.ndarray:
-    """``variable`` from the MATLAB file ``path`` as a float64 array; every failure is an InputError naming both."""
-    try:
-        import scipy.io
-    except ImportError:
-        raise TfposeError("reading .mat files needs scipy: pip install 'tfpose[train]'") from None
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("annotation file not found", path=path)
-    try:
-        check_mat5(path.read_bytes())
-    except OSError as e:
-        raise InputError(f"cannot be read ({e})", path=path) from None
-    except ValueError as e:
-        raise InputError(f"not a readable MATLAB v5 file ({e})", path=path) from None
-    try:
-        contents = scipy.io.loadmat(str(path), variable_names=[variable])
-    # scipy reports a corrupt or truncated file as ValueError, TypeError, OSError, EOFError, IndexError, KeyError,
-    # struct.error, UnicodeDecodeError, zlib.error or MemoryError depending on where the bytes stop making sense
-    except Exception as e:  # noqa: BLE001
-        raise InputError(f"not a readable MATLAB file ({type(e).__name__}: {e})", path=path) from None
-    if variable not in contents:
-        names = [k for k in _variables(path) if not k.startswith("__")]
-        raise InputError(f"missing; the file holds {names or 'no variables'}", path=path, field=variable)
-    value = contents[variable]
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
-        kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
-        raise InputError(f"expected a numeric array, got {kind}", path=path, field=variable)
-    return value.astype(np.float64)
-
-
-# MAT v5 data types and their item sizes (0: containers); any other type code is corrupt
-_MI_SIZES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8, 14: 0, 15: 0, 16: 1, 17: 2, 18: 4}
-_MI_MATRIX, _MI_COMPRESSED = 14, 15
-_NUMERIC_CLASSES = range(6, 16)     # mxDOUBLE .. mxUINT64
-
-
-def check_mat5(data: bytes) -> None:
-    """Raise ValueError unless every element of the MATLAB v5 file ``data`` has a known type and fits in its parent.
-
-    scipy's C reader trusts the tags: a corrupt type code or byte count in an otherwise valid file can crash the
-    interpreter (a segmentation fault, found by tests/test_lsp.py's fuzz test) instead of raising, so the tags are
-    walked here first; what this check lets through, scipy reports as exceptions.
-    """
-    import struct
-    import zlib
-
-    if len(data) < 128:
-        raise ValueError(f"{len(data)} bytes, shorter than the 128-byte MATLAB header")
-    if data[:10] == b"MATLAB 7.3":
-        raise ValueError("MATLAB v7.3 (HDF5) is not supported: save with -v7 or -v6")
-    order = {b"IM": "<", b"MI": ">"}.get(data[126:128])
-    if order is None:
-        raise ValueError("no MATLAB v5 endian indicator at bytes 126-127")
-
-    def elements(buf: bytes, start: int, end: int, top: bool):
-        """Yield (type, payload start, payload end) of the tagged elements tiling buf[start:end]."""
-        pos = start
-        while pos < end:
-            if end - pos < 8:
-                raise ValueError(f"{end - pos} stray bytes at offset {pos}")
-            word, nbytes = struct.unpack_from(order + "II", buf, pos)
-            if word >> 16 and not top:                         # small data element: 4-byte payload in the tag
-                mtype, nbytes, payload, step = word & 0xFFFF, word >> 16, pos + 4, 8
-                if nbytes > 4:
-                    raise ValueError(f"small element of {nbytes} bytes at offset {pos}")
-            else:
-                mtype, payload = word, pos + 8
-                step = 8 + (nbytes if mtype == _MI_COMPRESSED else (nbytes + 7) // 8 * 8)
-            if mtype not in _MI_SIZES:
-                raise ValueError(f"unknown data type {mtype} at offset {pos}")
-            if payload + nbytes > end:
-                raise ValueError(f"element at offset {pos} claims {nbytes} bytes, {end - payload} remain")
-            if _MI_SIZES[mtype] and nbytes % _MI_SIZES[mtype]:
-                raise ValueError(f"element at offset {pos}: {nbytes} bytes is not a whole number of items")
-            yield mtype, payload, payload + nbytes
-            pos = min(pos + step, end) if top else pos + step
-
-    def matrix(buf: bytes, start: int, end: int) -> None:
-        subs = list(elements(buf, start, end, top=False))
-        if not subs:
-            return                                             # an empty matrix
-        if len(subs) < 3 or subs[0][2] - subs[0][1] < 8 or subs[1][0] not in (5, 6):
-            raise ValueError(f"matrix at offset {start} lacks array flags, dimensions or name")
-        mclass = struct.unpack_from(order + "I", buf, subs[0][1])[0] & 0xFF
-        if not 1 <= mclass <= 17:
-            raise ValueError(f"unknown array class {mclass} at offset {start}")
-        if mclass in _NUMERIC_CLASSES:
-            dt, d0, d1 = subs[1]
-            dims = struct.unpack_from(f"{order}{(d1 - d0) // 4}i", buf, d0)
-            if any(d < 0 for d in dims):
-                raise ValueError(f"negative dimensions {dims} at offset {start}")
-            count = 1
-            for d in dims:
-                count *= d
-            for mtype, p0, p1 in subs[3:5]:
-                if mtype == _MI_MATRIX or not _MI_SIZES[mtype] or (p1 - p0) // _MI_SIZES[mtype] != count:
-                    raise ValueError(f"array at offset {start}: data does not hold the {dims} its dimensions say")
-            if len(subs) < 4 and count:
-                raise ValueError(f"array at offset {start} has dimensions {dims} but no data")
-        for mtype, p0, p1 in subs[3:]:
-            if mtype == _MI_MATRIX:
-                matrix(buf, p0, p1)                            # cells and struct fields
-
-    for mtype, p0, p1 in elements(data, 128, len(data), top=True):
-        if mtype == _MI_COMPRESSED:
-            try:
-                inner = zlib.decompress(data[p0:p1])
-            except zlib.error as e:
-                raise ValueError(f"compressed element at offset {p0 - 8}: {e}") from None
-            for itype, i0, i1 in elements(inner, 0, len(inner), top=True):
-                if itype == _MI_MATRIX:
-                    matrix(inner, i0, i1)
-        elif mtype == _MI_MATRIX:
-            matrix(data, p0, p1)
-
-
-def _variables(path: Path) -> list[str]:
-    import scipy.io
-    try:
-        return [name for name, _, _ in scipy.io.whosmat(str(path))]
-    except Exception:  # noqa: BLE001  (the file already loaded once; this only improves the message)
-        return []
 
 
 def read_joints(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray | None]:
@@ -261,52 +137,6 @@ def person_box(joints: np.ndarray, inside: np.ndarray, width: int, height: int) 
     x0, y0 = np.maximum(lo - pad, 0.0)
     x1, y1 = np.minimum(hi + pad, (width, height))
     return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image: from the JPEG header when it has one (no decoding), else decoded with OpenCV."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
-            size = _jpeg_size(head)
-            if size is None and head[:2] == b"\xff\xd8":
-                size = _jpeg_size(head + f.read())    # a large EXIF block before the frame header
-    except FileNotFoundError:
-        raise InputError("image not found", path=path) from None
-    except OSError as e:
-        raise InputError(f"image cannot be read ({e})", path=path) from None
-    if size is None:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise InputError("image cannot be decoded (corrupt or not an image)", path=path)
-        size = image.shape[1], image.shape[0]
-    return size
-
-
-# start-of-frame markers: every SOFn except DHT (C4), JPG (C8) and DAC (CC)
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    if data[:2] != b"\xff\xd8":
-        return None
-    i = 2
-    while i + 9 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:                        # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            i += 2
-            continue
-        if marker in _SOF:
-            height, width = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
-            return (width, height) if width > 0 and height > 0 else None
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return None
 
 
 def load_lsp_family(root: str | Path, kind: Kind, split: Split = "all", annotations: str | None = None,

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from tfpose.data.coco import Person
-from tfpose.errors import InputError, load_json
+from tfpose.data.fields import ID_LIMIT, number, numbers, read_json, shown, text
+from tfpose.errors import InputError
 from tfpose.skeleton import MPII16, Skeleton
 
 PIXEL_STD = 200.0       # MPII's unit of ``scale``
@@ -52,7 +53,7 @@ def mpii_box(center, scale: float) -> tuple[float, float, float, float]:
 def load_mpii(annotation_file: str | Path, image_dir: str | Path) -> MpiiDataset:
     """Parse and check an mmpose-style MPII JSON list; images are read later, on demand."""
     annotation_file, image_dir = Path(annotation_file), Path(image_dir)
-    raw = load_json(annotation_file, "annotation file not found")
+    raw = read_json(annotation_file, "annotation file not found")
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir)
     if not isinstance(raw, list):
@@ -66,36 +67,44 @@ def load_mpii(annotation_file: str | Path, image_dir: str | Path) -> MpiiDataset
         for key in ("image", "center", "scale", "joints", "joints_vis"):
             if key not in ann:
                 raise InputError("missing", path=annotation_file, field=f"{where}.{key}")
-        try:
-            joints = np.asarray(ann["joints"], np.float32).reshape(k, 2)
-            vis = np.asarray(ann["joints_vis"], np.float32).reshape(k)
-            center = np.asarray(ann["center"], np.float64).reshape(2)
-            scale = float(ann["scale"])
-        except (TypeError, ValueError):
-            raise InputError(f"expected center [x, y], a number scale, {k} joints [x, y] and {k} joints_vis",
-                             path=annotation_file, field=where) from None
-        if scale <= 0:
-            raise InputError(f"scale must be positive, got {scale}", path=annotation_file, field=f"{where}.scale")
+        joints = _joints(ann["joints"], k, annotation_file, f"{where}.joints")
+        vis = numbers(ann["joints_vis"], k, annotation_file, f"{where}.joints_vis")
+        center = numbers(ann["center"], 2, annotation_file, f"{where}.center", layout="[x, y]")
+        scale = number(ann["scale"], annotation_file, f"{where}.scale", minimum=0, above=True)
         box = mpii_box(center, scale)
+        if not np.isfinite(box).all():
+            raise InputError(f"the person box {box} is not finite", path=annotation_file, field=f"{where}.scale")
         keypoints = joints - 1                      # MATLAB 1-based -> 0-based pixels
         visibility = np.where(vis > 0, 2, 0).astype(np.int64)
         head, source = _head_size(ann.get("headbox"), keypoints, visibility, annotation_file, f"{where}.headbox")
-        image = str(ann["image"])
+        image = text(ann["image"], annotation_file, f"{where}.image")
         stem = Path(image).stem
-        persons.append(Person(image_id=int(stem) if stem.isdigit() else i, ann_id=i, image_path=image_dir / image,
+        numbered = stem.isascii() and stem.isdigit() and int(stem) < ID_LIMIT
+        persons.append(Person(image_id=int(stem) if numbered else i, ann_id=i, image_path=image_dir / image,
                               box=box, keypoints=keypoints, visibility=visibility, area=box[2] * box[3]))
         head_sizes.append(head)
         sources.append(source)
     return MpiiDataset(annotation_file, image_dir, persons, np.array(head_sizes, np.float64), sources)
 
 
+def _joints(value, k: int, path: Path, field: str) -> np.ndarray:
+    """(k, 2) float32 from ``joints`` as mmpose writes them ([[x, y], ...]) or flat ([x1, y1, x2, ...])."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        if len(value) != k or any(len(v) != 2 for v in value):
+            raise InputError(f"expected {k} joints [x, y], got {shown(value)}", path=path, field=field)
+        value = [x for v in value for x in v]
+    return numbers(value, 2 * k, path, field, np.float32).reshape(k, 2)
+
+
 def _head_size(headbox, keypoints: np.ndarray, visibility: np.ndarray, path: Path, field: str) -> tuple[float, str]:
     if headbox is not None:
-        try:
-            x1, y1, x2, y2 = (float(v) for v in headbox)
-        except (TypeError, ValueError):
-            raise InputError(f"expected [x1, y1, x2, y2], got {headbox!r}", path=path, field=field) from None
-        return HEAD_BOX_FACTOR * float(np.hypot(x2 - x1, y2 - y1)), "head box"
+        x1, y1, x2, y2 = numbers(headbox, 4, path, field, layout="[x1, y1, x2, y2]")
+        size = HEAD_BOX_FACTOR * float(np.hypot(x2 - x1, y2 - y1))
+        if not 0 < size < float("inf"):
+            raise InputError(f"the head box has size {size}: PCKh needs a positive, finite one", path=path, field=field)
+        return size, "head box"
     if visibility[UPPER_NECK] > 0 and visibility[HEAD_TOP] > 0:
-        return float(np.linalg.norm(keypoints[HEAD_TOP] - keypoints[UPPER_NECK])), "head segment"
+        size = float(np.linalg.norm(keypoints[HEAD_TOP] - keypoints[UPPER_NECK]))
+        if 0 < size < float("inf"):
+            return size, "head segment"
     return float("nan"), "none"

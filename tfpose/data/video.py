@@ -13,6 +13,7 @@ Shape legend: K = 17 COCO joints; keypoints (K, 2) image pixels; visibility (K,)
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,10 @@ import cv2
 import numpy as np
 
 from tfpose.data.coco import Person
-from tfpose.errors import InputError, load_json
+from tfpose.data.fields import ID_LIMIT, UniqueIds, flag, integer, numbers, read_json, shown, text
+from tfpose.data.images import read_rgb
+from tfpose.data.matfile import read_mat
+from tfpose.errors import InputError
 from tfpose.skeleton import COCO17
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -91,83 +95,145 @@ class VideoSequence:
 
 
 def load_video_coco(annotation_file: str | Path, image_root: str | Path) -> list[VideoSequence]:
-    """PoseTrack18 / JHMDB-style COCO JSON with video ids -> sequences in frame order, joints in COCO-17."""
-    annotation_file, image_root = Path(annotation_file), Path(image_root)
-    raw = load_json(annotation_file, "annotation file not found")
+    """PoseTrack18 / JHMDB-style COCO JSON with video ids -> sequences in frame order, joints in COCO-17.
+
+    Checked as ``load_coco`` checks: image, annotation and (per video) frame ids unique, every annotation's image
+    listed, numbers finite, visibility flags 0, 1 or 2.
+    """
+    path, image_root = Path(annotation_file), Path(image_root)
+    raw = read_json(path, "annotation file not found")
     for key in ("images", "annotations", "categories"):
         if not isinstance(raw, dict) or not isinstance(raw.get(key), list):
-            raise InputError("missing or not a list", path=annotation_file, field=key)
-    try:
-        names = tuple(raw["categories"][0]["keypoints"])
-    except (IndexError, KeyError, TypeError):
-        raise InputError("missing the joint names", path=annotation_file, field="categories[0].keypoints") from None
-    k = len(names)
-    videos: dict[str, list[tuple[int, dict]]] = {}
+            raise InputError("missing or not a list", path=path, field=key)
+    names = _joint_names(raw["categories"], path)
+    images: dict[int, dict] = {}
+    videos: dict[str, dict[int, int]] = {}      # video -> frame id -> image id
+    image_ids = UniqueIds(path, "image id")
     for i, im in enumerate(raw["images"]):
+        where = f"images[{i}]"
         vid = im.get("vid_id", im.get("video_id")) if isinstance(im, dict) else None
         if vid is None or "id" not in im or "file_name" not in im:
-            raise InputError("needs 'id', 'file_name' and 'vid_id'", path=annotation_file, field=f"images[{i}]")
-        videos.setdefault(str(vid), []).append((int(im.get("frame_id", im["id"])), im))
-    by_image: dict[int, list[dict]] = {}
-    for a in raw["annotations"]:
-        by_image.setdefault(int(a["image_id"]), []).append(a)
+            raise InputError("needs 'id', 'file_name' and 'vid_id'", path=path, field=where)
+        if not (isinstance(vid, str) and vid or isinstance(vid, int) and not isinstance(vid, bool)):
+            raise InputError(f"expected a string or an integer, got {shown(vid)}", path=path, field=f"{where}.vid_id")
+        image_id = image_ids.add(integer(im["id"], path, f"{where}.id"), f"{where}.id")
+        text(im["file_name"], path, f"{where}.file_name")
+        flag(im.get("is_labeled", True), path, f"{where}.is_labeled")
+        frame_id = integer(im.get("frame_id", image_id), path, f"{where}.frame_id")
+        frames = videos.setdefault(str(vid), {})
+        if frame_id in frames:
+            raise InputError(f"frame id {frame_id} appears twice in video {vid}", path=path, field=f"{where}.frame_id")
+        frames[frame_id] = image_id
+        images[image_id] = im
+    by_image: dict[int, list[tuple[str, dict]]] = {}
+    ann_ids = UniqueIds(path, "annotation id")
+    for i, a in enumerate(raw["annotations"]):
+        where = f"annotations[{i}]"
+        if not isinstance(a, dict):
+            raise InputError("expected an object", path=path, field=where)
+        if "id" in a:
+            ann_ids.add(integer(a["id"], path, f"{where}.id"), f"{where}.id")
+        if "image_id" not in a:
+            raise InputError("missing", path=path, field=f"{where}.image_id")
+        image_id = integer(a["image_id"], path, f"{where}.image_id")
+        if image_id not in images:
+            raise InputError(f"image id {image_id} is not in 'images'", path=path, field=f"{where}.image_id")
+        by_image.setdefault(image_id, []).append((where, a))
     sequences = []
-    for vid, images in sorted(videos.items()):
-        frames = []
-        for index, (_, im) in enumerate(sorted(images, key=lambda p: p[0])):
-            persons = []
-            for j, a in enumerate(by_image.get(int(im["id"]), [])):
-                kps = a.get("keypoints") or []
-                if len(kps) != 3 * k:
-                    raise InputError(f"expected {3 * k} numbers, got {len(kps)}", path=annotation_file,
-                                     field=f"annotations[image_id={im['id']}].keypoints")
-                arr = np.asarray(kps, np.float32).reshape(k, 3)
-                # PoseTrack stores visibility as 0/1, JHMDB as 0/2: anything labelled counts as visible
-                kp, vis = to_coco17(arr[:, :2], np.where(arr[:, 2] > 0, 2, 0), names)
-                box = a.get("bbox") or _box_of(kp, vis)
-                person = Person(int(im["id"]), int(a.get("id", j)), image_root / im["file_name"],
-                                tuple(float(v) for v in box), kp, vis, float(box[2] * box[3]))
-                persons.append(TrackedPerson(int(a.get("track_id", j)), person))
-            frames.append(VideoFrame(index, image_root / im["file_name"], bool(im.get("is_labeled", True)), persons))
-        sequences.append(VideoSequence(vid, frames, names))
+    for vid, frames in sorted(videos.items()):
+        sequence = []
+        for index, (_, image_id) in enumerate(sorted(frames.items())):
+            im = images[image_id]
+            image_path = image_root / im["file_name"]
+            persons = [_tracked_person(a, where, j, image_id, image_path, names, path)
+                       for j, (where, a) in enumerate(by_image.get(image_id, []))]
+            sequence.append(VideoFrame(index, image_path, bool(im.get("is_labeled", True)), persons))
+        sequences.append(VideoSequence(vid, sequence, names))
     return sequences
+
+
+def _joint_names(categories: list, path: Path) -> tuple[str, ...]:
+    names = categories[0].get("keypoints") if categories and isinstance(categories[0], dict) else None
+    field = "categories[0].keypoints"
+    if not isinstance(names, list) or not names:
+        raise InputError("missing the joint names", path=path, field=field)
+    for j, name in enumerate(names):
+        text(name, path, f"{field}[{j}]")
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise InputError(f"joint names appear twice: {', '.join(doubled)}", path=path, field=field)
+    return tuple(names)
+
+
+def _tracked_person(a: dict, where: str, j: int, image_id: int, image_path: Path, names: tuple[str, ...],
+                    path: Path) -> TrackedPerson:
+    """One annotation in COCO-17; ``j``, its place among its image's annotations, is the default id and track."""
+    k = len(names)
+    arr = numbers(a.get("keypoints"), 3 * k, path, f"{where}.keypoints", np.float32).reshape(k, 3)
+    if not np.isin(arr[:, 2], (0, 1, 2)).all():
+        raise InputError("visibility flags must be 0, 1 or 2", path=path, field=f"{where}.keypoints")
+    # PoseTrack stores visibility as 0/1, JHMDB as 0/2: anything labelled counts as visible
+    kp, vis = to_coco17(arr[:, :2], np.where(arr[:, 2] > 0, 2, 0), names)
+    if a.get("bbox"):
+        box = tuple(float(v) for v in numbers(a["bbox"], 4, path, f"{where}.bbox", layout="[x, y, w, h]"))
+    else:
+        box = _box_of(kp, vis)
+    person = Person(image_id, integer(a.get("id", j), path, f"{where}.id"), image_path, box, kp, vis,
+                    _area(box, path, f"{where}.bbox"))
+    return TrackedPerson(integer(a.get("track_id", j), path, f"{where}.track_id", minimum=-ID_LIMIT), person)
+
+
+def _area(box: tuple[float, float, float, float], path: Path, field: str) -> float:
+    if box[2] < 0 or box[3] < 0:
+        raise InputError(f"width and height must be >= 0, got {box[2]:g} x {box[3]:g}", path=path, field=field)
+    area = box[2] * box[3]
+    if not math.isfinite(area):
+        raise InputError(f"w x h is not finite ({area})", path=path, field=field)
+    return area
 
 
 def load_penn_action(root: str | Path, video: str) -> VideoSequence:
     """Penn Action: ``root/frames/<video>/*.jpg`` and ``root/labels/<video>.mat`` (x, y, visibility, bbox;
     13 joints, one person). Needs scipy (a training-machine dependency) to read the .mat file."""
-    from scipy.io import loadmat
-
     root = Path(root)
     label_file = root / "labels" / f"{video}.mat"
     if not label_file.is_file():
         raise InputError("label file not found", path=label_file)
     frame_paths = list_images(root / "frames" / video)
-    try:
-        mat = loadmat(label_file)
-        x, y, vis = (np.asarray(mat[key], np.float32) for key in ("x", "y", "visibility"))
-    except (KeyError, ValueError, OSError) as e:
-        raise InputError(f"not a Penn Action label file ({e})", path=label_file) from None
-    boxes = np.asarray(mat["bbox"], np.float32) if "bbox" in mat else None
-    if x.shape != (len(frame_paths), len(PENN_ACTION_JOINTS)):
-        raise InputError(f"x has shape {x.shape}, expected ({len(frame_paths)} frames, 13 joints)", path=label_file,
-                         field="x")
+    mat = read_mat(label_file, ("x", "y", "visibility"), optional=("bbox",))
+    shape = (len(frame_paths), len(PENN_ACTION_JOINTS))
+    x, y, vis = (_frames_array(mat[key], shape, label_file, key) for key in ("x", "y", "visibility"))
+    boxes = _frames_array(mat["bbox"], (len(frame_paths), 4), label_file, "bbox") if "bbox" in mat else None
     frames = []
     for t, path in enumerate(frame_paths):
         kp, v = to_coco17(np.stack([x[t], y[t]], -1), np.where(vis[t] > 0, 2, 0), PENN_ACTION_JOINTS)
         if boxes is not None:   # Penn Action boxes are [x1, y1, x2, y2]
-            x1, y1, x2, y2 = boxes[t]
-            box = (float(x1), float(y1), float(x2 - x1), float(y2 - y1))
+            x1, y1, x2, y2 = (float(c) for c in boxes[t])
+            box = (x1, y1, x2 - x1, y2 - y1)
         else:
             box = _box_of(kp, v)
-        person = Person(t, t, path, box, kp, v, box[2] * box[3])
+        person = Person(t, t, path, box, kp, v, _area(box, label_file, f"bbox[{t}]" if boxes is not None else "x"))
         frames.append(VideoFrame(t, path, True, [TrackedPerson(0, person)]))
     return VideoSequence(video, frames, PENN_ACTION_JOINTS)
 
 
+def _frames_array(value: np.ndarray, shape: tuple[int, int], path: Path, field: str) -> np.ndarray:
+    """``value`` as float32 (T, C), checked for its shape and for numbers that are finite as float32."""
+    if value.shape != shape:
+        raise InputError(f"has shape {value.shape}, expected ({shape[0]} frames, {shape[1]})", path=path, field=field)
+    with np.errstate(over="ignore"):
+        array = value.astype(np.float32)
+    bad = np.argwhere(~np.isfinite(array))
+    if bad.size:
+        t, c = bad[0]
+        raise InputError(f"{len(bad)} numbers not finite as float32, the first {value[t, c]:g} at frame {t + 1}, "
+                         f"column {c + 1}", path=path, field=field)
+    return array
+
+
 def _box_of(keypoints: np.ndarray, visibility: np.ndarray) -> tuple[float, float, float, float]:
     """[x, y, w, h] around the labelled joints."""
-    pts = keypoints[visibility > 0]
+    pts = keypoints[visibility > 0].astype(np.float64)   # float32 extents can overflow
     if not len(pts):
         return (0.0, 0.0, 0.0, 0.0)
     lo, hi = pts.min(0), pts.max(0)
@@ -198,8 +264,6 @@ class FrameSource:
     def __iter__(self) -> Iterator[tuple[int, str, np.ndarray]]:
         """(frame index, name, image) triples; a frame that cannot be decoded is an InputError naming it."""
         if self.kind != "video":
-            from tfpose.data.coco import read_rgb
-
             for i, f in enumerate(self.files):
                 yield i, f.name, read_rgb(f)
             return
