@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tfpose.artifacts import write_text
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
@@ -19,7 +21,7 @@ def write_section(path: Path, name: str, text: str) -> None:
     if begin not in doc:
         doc = doc.rstrip("\n") + f"\n\n{begin}\n{end}\n"
     start, stop = doc.index(begin) + len(begin), doc.index(end)
-    path.write_text(doc[:start] + "\n" + text.strip() + "\n" + doc[stop:])
+    write_text(path, doc[:start] + "\n" + text.strip() + "\n" + doc[stop:])
 
 
 def publish(name: str, text: str, write: bool) -> None:

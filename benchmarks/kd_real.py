@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tfpose._keras import keras, tf
+from tfpose.artifacts import atomic_path, write_text
 from tfpose.codec import HeatmapCodec
 from tfpose.config import AugmentConfig, DskdConfig, OkdhpConfig
 from tfpose.data.coco import ImageStore, load_coco
@@ -124,7 +125,8 @@ def main():
             crops, heat, wts, tv = views(sampler, args.views)
             c.update({f"{tag}_crops": crops, f"{tag}_heat": heat, f"{tag}_w": wts,
                       f"{tag}_teacher": teacher.precompute(tv.astype(np.float32))})
-        np.savez_compressed(cache, **c)
+        with atomic_path(cache) as tmp:
+            np.savez_compressed(tmp, **c)
         print(f"    teacher heatmaps for {len(c['l_crops']) + len(c['u_crops'])} views in "
               f"{time.perf_counter() - t:.0f} s")
 
@@ -161,10 +163,10 @@ def main():
     total = time.perf_counter() - t0
     print("\n" + table + f"\n\ntotal {total:.0f} s")
     keep = ("AP", "AP_ci95", "PCK@0.2", "mean_OKS", "mean_OKS_ci95", "persons")
-    (out / "results.json").write_text(json.dumps(
+    write_text(out / "results.json", json.dumps(
         {"args": vars(args), "seconds": seconds, "total_s": total,
          "results": {n: {k: m[k] for k in keep} for n, m in results.items()}}, indent=1))
-    (out / "table.md").write_text(table + "\n")
+    write_text(out / "table.md", table + "\n")
 
 
 if __name__ == "__main__":

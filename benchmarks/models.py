@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from benchmarks._sections import publish  # noqa: E402
+from tfpose.artifacts import write_bytes  # noqa: E402
 
 SHARED = Path(os.environ.get("TFPOSE_SHARED", ROOT.parent / "shared"))
 PEERS = {"movenet_lightning": ("movenet-lightning_fp32.tflite", "movenet-lightning_int8dyn.tflite"),
@@ -76,7 +77,7 @@ def convert_students(input_size: tuple[int, int], out: Path, calibration: int, n
         started = time.perf_counter()
         model = deployable(build_model(spec.name, 17, input_size))
         path = out / f"{spec.name}_{input_size[0]}x{input_size[1]}_int8.tflite"
-        path.write_bytes(convert(model, "int8", crops))
+        write_bytes(path, convert(model, "int8", crops))
         students[spec.name] = {"path": path, "gflops": 2 * count_macs(model) / 1e9,
                                "params_m": model.count_params() / 1e6}
         print(f"  int8  {spec.name}: {time.perf_counter() - started:.0f} s", flush=True)

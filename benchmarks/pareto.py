@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from benchmarks._sections import publish  # noqa: E402
+from tfpose.artifacts import atomic_path, write_text  # noqa: E402
 
 HALF_PELEE = "{growth: 16, duc_channels: [128, 64, 32], act: relu6}"
 # (label, registry name, builder parameters as YAML, (W, H) input)
@@ -94,7 +95,8 @@ def plot(rows: list[dict], front: list[dict], path: Path) -> None:
     ax.set_ylabel("val mean OKS (95 % CI)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
         rows.append(run_candidate(label, name, params, size, args.epochs, folder, args.config))
     front = pareto_front(rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pareto.json").write_text(json.dumps({"rows": rows, "front": [r["label"] for r in front]}, indent=1))
+    write_text(args.out / "pareto.json", json.dumps({"rows": rows, "front": [r["label"] for r in front]}, indent=1))
     plot(rows, front, args.out / "pareto.png")
     text = section(rows, front, args)
     publish("pareto", text, args.write)

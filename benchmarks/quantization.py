@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from benchmarks._sections import publish  # noqa: E402
+from tfpose.artifacts import write_text  # noqa: E402
 from tfpose.config import CodecConfig  # noqa: E402
 
 SHARED = Path(os.environ.get("TFPOSE_SHARED", ROOT.parent / "shared"))
@@ -222,7 +223,7 @@ def main(argv=None) -> int:
     result = {"student": str(args.student), "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
               "total_s": total, "notes": notes, "val_persons": len(persons), "visible_joints": int(visible.sum()),
               "labelled_joints": int(labelled.sum()), "calibration_crops": len(calibration)}
-    (args.out / "results.json").write_text(json.dumps(result, indent=1))
+    write_text(args.out / "results.json", json.dumps(result, indent=1))
     text = section(result)
     publish("quant", text, args.write)
     return 0

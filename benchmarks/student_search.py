@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from benchmarks._sections import publish  # noqa: E402
+from tfpose.artifacts import write_bytes  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 MOVENET = SHARED / "models/init/movenet-lightning-keras.h5"
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
         if init is not None:
             initialise(model, str(init))
         path = work / f"{name}_{size[0]}x{size[1]}.tflite"
-        path.write_bytes(convert(model, "int8", calibration))
+        write_bytes(path, convert(model, "int8", calibration))
         accuracy = {}
         for set_name, dataset in ctx.val_sets.items():
             metrics, _ = evaluate_predictor(lambda crops: model.predict_on_batch(crops.astype(np.float32)), dataset,

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from benchmarks._sections import publish  # noqa: E402
+from tfpose.artifacts import write_text  # noqa: E402
 
 
 def measure(args) -> dict:
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
         return 2
     result = measure(args)
     text = section(result)
-    (args.out / "benchmark.json").write_text(json.dumps(result, indent=2, default=str))
+    write_text(args.out / "benchmark.json", json.dumps(result, indent=2, default=str))
     publish("video", text, args.write)
     return 0
 

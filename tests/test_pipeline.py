@@ -11,9 +11,9 @@ from tests.conftest import ROOT
 TINY = [
     "data.synthetic.num_train_images=16", "data.synthetic.num_val_images=6", "data.synthetic.image_size=[96,96]",
     "codec.input_size=[64,64]",
-    "teacher.model.params={stacks: 1, channels: 32, depth: 2}",
+    "teacher.model.params={depth: 18, width: 8, deconv_channels: [16, 16, 16]}",
     "teacher.train={epochs: 1, batch_size: 8}", "distill.train={epochs: 1, batch_size: 8}",
-    "distill.student.params={growth: 16, stage_layers: [1, 1, 1, 1], duc_channels: [32, 16, 16]}",
+    "distill.student.params={depth: 18, width: 4, deconv_channels: [16, 16, 16]}",
     "export.calibration_samples=8", "export.reference_samples=4", "validate.threads=[1]", "validate.latency_runs=3",
 ]
 

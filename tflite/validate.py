@@ -28,7 +28,7 @@ from tflite.adapters import HeatmapAdapter, KeypointAdapter, PoseAdapter, load_a
 from tflite.benchmark import benchmark, peak_rss_mb
 from tflite.benchmark import to_markdown as latency_markdown
 from tflite.runtime import TFLiteModel
-from tfpose.artifacts import write_json, write_text
+from tfpose.artifacts import write_bytes, write_json, write_text
 from tfpose.codec import HeatmapCodec
 from tfpose.errors import InputError, TfposeError
 from tfpose.evaluation import EvalSet, Predictions, gap_cells, load_eval_set
@@ -40,7 +40,8 @@ def parity(model: TFLiteModel, reference_file: Path, codec: HeatmapCodec, skelet
            decoded=None) -> dict:
     """Agreement with the Keras model's heatmaps saved at export on the same crops.
 
-    The reference .npz holds crops (M, H, W, 3) uint8, heatmaps (M, h, w, K) and weights (M, K) (labelled joints).
+    The reference .npz holds crops (M, H, W, 3) uint8, heatmaps (M, h, w, K), weights (M, K) (labelled joints)
+    and model_sha256, the digest of the .tflite it was exported with: a reference of another model is refused.
     decoded: for an in-graph decoding model, its ``predict`` (crops -> keypoints, scores); joints are then compared
     with the codec's decoding of the reference heatmaps, and there are no heatmaps to diff.
     """
@@ -53,6 +54,7 @@ def parity(model: TFLiteModel, reference_file: Path, codec: HeatmapCodec, skelet
     for key in ("crops", "heatmaps", "weights"):
         if key not in ref:
             raise InputError("missing array", path=reference_file, field=key)
+    belongs = check_reference_digest(ref, model.path, reference_file)
     if decoded is not None:
         kp_ours, score_ours = decoded(ref["crops"])
         diff = None
@@ -69,12 +71,28 @@ def parity(model: TFLiteModel, reference_file: Path, codec: HeatmapCodec, skelet
     within = np.where(visible, cells <= 1.0, False)
     per_joint = np.where(visible.sum(0) > 0, within.sum(0) / np.maximum(visible.sum(0), 1), np.nan)
     names = skeleton.keypoints if skeleton else [str(j) for j in range(len(per_joint))]
-    return {"crops": int(len(kp_ours)), "max_abs_diff": None if diff is None else float(diff.max()),
+    return {"crops": int(len(kp_ours)), "model_digest_checked": belongs,
+            "max_abs_diff": None if diff is None else float(diff.max()),
             "mean_abs_diff": None if diff is None else float(diff.mean()),
             "max_score_diff": float(np.abs(score_ours - score_ref).max()),
             "joints_within_1_cell": float(within.sum() / visible.sum()) if visible.any() else float("nan"),
             "mean_joint_shift_cells": float(cells[visible].mean()) if visible.any() else float("nan"),
             "joints_within_1_cell_per_joint": {n: None if np.isnan(v) else float(v) for n, v in zip(names, per_joint)}}
+
+
+def check_reference_digest(ref, model_path: Path, reference_file: Path) -> bool:
+    """Refuse a reference whose model_sha256 is not that of ``model_path``'s bytes; False when it has none (an
+    export from before the digest), which cannot be checked."""
+    import hashlib
+
+    if "model_sha256" not in ref:
+        return False
+    expected, actual = str(ref["model_sha256"]), hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
+    if expected != actual:
+        raise InputError(f"belongs to another model: it was exported with a .tflite of sha256 {expected[:12]}..., "
+                         f"but {model_path} has {actual[:12]}...; export them again together or pass the matching "
+                         "--reference", path=reference_file, field="model_sha256")
+    return True
 
 
 def evaluate_model(adapter: PoseAdapter, eval_set: EvalSet | None, threads, xnnpack, warmup: int, runs: int,
@@ -148,6 +166,9 @@ def validate(model_path: str | Path, annotations: str | Path | None = None, imag
                              **({"val_fraction": val_fraction, "split_seed": split_seed} if split != "all" else {})}
     if parity_report is not None:
         report["parity"] = parity_report
+        if not parity_report["model_digest_checked"]:
+            report["notes"].append("the reference outputs carry no model digest (an older export): nothing shows "
+                                   "that they belong to this model")
     report["peers"] = entries[1:]
     report["comparison"] = [comparison_row(e, eval_set) for e in entries]
     if eval_set is not None and (extra_sets or peers):
@@ -281,7 +302,9 @@ def write_overlays(preds: Predictions, quality: np.ndarray, label: str, skeleton
             tiles.append(tile)
         sheet = contact_sheet(tiles, columns=min(4, len(tiles)))
         ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-        (out_dir / f"{prefix}{name}.png").write_bytes(buf.tobytes())
+        if not ok:
+            raise TfposeError(f"OpenCV could not encode the {name} overlays as PNG")
+        write_bytes(out_dir / f"{prefix}{name}.png", buf.tobytes())
 
 
 def to_markdown(report: dict) -> str:

@@ -1,13 +1,19 @@
-"""Write artifacts atomically: to a temporary name beside the target, renamed only on success."""
+"""Write artifacts atomically: to a temporary name beside the target, renamed only on success; files that belong
+together as one set; the records that say what made an artifact; temporaries of killed runs swept away."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
+
+# atomic_path's temporaries: ".<stem>.tmp-<pid><suffix>"
+TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]+)?$")
 
 
 @contextlib.contextmanager
@@ -17,16 +23,93 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     The temporary name keeps the target's extension, for writers that insist on one (Keras' ``.keras``).
     """
     target = Path(target)
+    with _temporary(target) as tmp:
+        yield tmp
+        os.replace(tmp, target) if not tmp.is_dir() else _replace_dir(tmp, target)
+
+
+@contextlib.contextmanager
+def atomic_paths(*targets: str | os.PathLike) -> Iterator[list[Path]]:
+    """``atomic_path`` for files that belong together: once every temporary is written, the old targets are all
+    removed and the new ones renamed in order, so an interruption leaves the set without its last files, never a
+    new file beside an old one. Put last the file whose presence says the set is complete."""
+    with contextlib.ExitStack() as stack:
+        tmps = [stack.enter_context(_temporary(Path(t))) for t in targets]
+        yield tmps
+        for target in map(Path, targets):
+            _remove(target)
+        for tmp, target in zip(tmps, map(Path, targets)):
+            os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def _temporary(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
     try:
         yield tmp
-        os.replace(tmp, target) if not tmp.is_dir() else _replace_dir(tmp, target)
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries under ``folder`` that a killed process left (its pid is no longer running);
+    returns them. Only pids of this machine mean anything: a folder shared with other hosts must not be swept."""
+    stale = [p for p in Path(folder).rglob(".*.tmp-*") if (m := TEMPORARY.match(p.name)) and not _alive(int(m[1]))]
+    for path in stale:
+        _remove(path)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:       # another user's process
+        return True
+    return True
+
+
+def digest(obj: object) -> str:
+    """A short sha256 of a JSON-able value (keys sorted; paths and other objects by their ``str``)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def record_path(artifact: str | os.PathLike) -> Path:
+    """The record beside an artifact: ``student.keras`` -> ``student.keras.digest.json``."""
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".digest.json")
+
+
+def make_record(sections: dict) -> dict:
+    """What made an artifact: a digest per section of what it depends on (config sections, input files) and one
+    of them all."""
+    parts = {name: digest(value) for name, value in sections.items()}
+    return {"digest": digest(parts), "sections": parts}
+
+
+def stale_reason(artifact: str | os.PathLike, record: dict) -> str | None:
+    """None when ``artifact`` exists and its record matches ``record``; otherwise why it cannot be reused."""
+    artifact = Path(artifact)
+    if not artifact.exists():
+        return f"{artifact.name} does not exist"
+    try:
+        old = json.loads(record_path(artifact).read_text())
+    except (OSError, ValueError):
+        return f"{artifact.name} has no record of what made it"
+    if old.get("digest") == record["digest"]:
+        return None
+    before = old.get("sections", {})
+    changed = [name for name, value in record["sections"].items() if before.get(name) != value]
+    return f"{artifact.name} was made under another {', '.join(changed) or 'config'}"
 
 
 def _replace_dir(tmp: Path, target: Path) -> None:

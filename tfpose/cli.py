@@ -75,7 +75,11 @@ def cmd_export(args) -> None:
 
 def _export_teacher(ctx, path, p):
     """The teacher that guides pruning / QAT fine-tuning: ``--teacher``, else the config's Keras or SavedModel
-    teacher, else a trained teacher.keras in the run folder; None (ground truth alone) otherwise."""
+    teacher, else a trained teacher.keras in the run folder (refused when another config made it); None (ground
+    truth alone) otherwise."""
+    from tfpose.artifacts import stale_reason
+    from tfpose.errors import InputError
+
     e, t = ctx.cfg.export, ctx.cfg.teacher
     if e.prune_sparsity <= 0 and e.quant != "qat-int8":
         return None
@@ -84,7 +88,13 @@ def _export_teacher(ctx, path, p):
     if t.source in ("keras", "savedmodel"):
         return p.train_teacher(ctx)      # loads it; trains nothing for these sources
     trained = ctx.out / "teacher.keras"
-    return p.load_keras(trained) if t.source == "train" and trained.is_file() else None
+    if t.source != "train" or not trained.is_file():
+        return None
+    reason = stale_reason(trained, p.teacher_record(ctx))
+    if reason is not None:
+        raise InputError(f"{reason}: it cannot guide this export; pass --teacher or run `tfpose train-teacher` "
+                         "with this config", path=trained)
+    return p.load_keras(trained)
 
 
 def cmd_models(args) -> None:
@@ -202,7 +212,13 @@ def main(argv=None) -> int:
     val.add_argument("rest", nargs=argparse.REMAINDER)
     val.set_defaults(fn=cmd_validate)
 
-    args = parser.parse_args(argv)
+    # overrides may come anywhere: argparse takes one run of positionals, so the runs after an option arrive here
+    args, strays = parser.parse_known_args(argv)
+    unknown = [a for a in strays if not (hasattr(args, "overrides") and "=" in a and not a.startswith("-"))]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if strays:
+        args.overrides = [*args.overrides, *strays]
     try:
         return int(args.fn(args) or 0)
     except TfposeError as e:

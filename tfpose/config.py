@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from tfpose.errors import InputError
+from tfpose.skeleton import SKELETONS
 
 
 @dataclass
@@ -216,7 +217,91 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         _set_dotted(raw, key.strip(), yaml.safe_load(value))
     if overrides:
         source += " + command-line overrides"
-    return _build(PipelineConfig, raw, source, prefix="")
+    cfg = _build(PipelineConfig, raw, source, prefix="")
+    check_config(cfg, source)
+    return cfg
+
+
+# the range of every numeric field of every section (each item, for a tuple), as an interval: a value outside it,
+# NaN or an infinity is an error naming the field when the config loads, before anything runs or is written
+RANGES: dict[type, dict[str, str]] = {
+    SyntheticConfig: {"num_train_images": "[1, inf)", "num_val_images": "[1, inf)", "image_size": "[1, inf)",
+                      "max_people": "[1, inf)", "seed": "[0, 2147483647]"},
+    AugmentConfig: {"scale": "[0, 1)", "rotation": "[0, 180]", "rotation_prob": "[0, 1]", "colour": "[0, 1]"},
+    SourceConfig: {"weight": "[0, inf)"},
+    DataConfig: {"val_fraction": "[0, 1)", "split_seed": "[0, 2147483647]", "min_keypoints": "[0, inf)",
+                 "padding": "(0, inf)", "weight": "[0, inf)"},
+    CodecConfig: {"input_size": "[1, inf)", "stride": "[1, inf)", "sigma": "(0, inf)", "peak_blur": "[0, inf)"},
+    TrainConfig: {"epochs": "[1, inf)", "batch_size": "[1, inf)", "learning_rate": "(0, inf)",
+                  "steps_per_epoch": "[0, inf)", "checkpoint_every_epochs": "[1, inf)", "eval_every_epochs": "[0, inf)",
+                  "early_stopping_patience": "[0, inf)"},
+    TeacherConfig: {"input_size": "[1, inf)", "stride": "[1, inf)", "sigma": "(0, inf)"},
+    DskdConfig: {"threshold": "[0, 1]", "ce_weight": "[0, inf)", "temperature": "(0, inf)"},
+    OkdhpConfig: {"branches": "[1, inf)", "ensemble_weight": "[0, inf)", "kl_weight": "[0, inf)",
+                  "temperature": "(0, inf)", "rampup_epochs": "[0, inf)"},
+    DistillConfig: {"alpha": "[0, 1]", "kd_end": "[0, inf)", "teacher_views": "[0, inf)"},
+    ExportConfig: {"calibration_samples": "[1, inf)", "reference_samples": "[1, inf)", "float_layers": "[0, inf)",
+                   "prune_sparsity": "[0, 1)", "prune_block": "[1, inf)", "finetune_steps": "[1, inf)",
+                   "finetune_batch_size": "[1, inf)", "finetune_learning_rate": "(0, inf)"},
+    ValidateConfig: {"threads": "[1, inf)", "warmup_runs": "[0, inf)", "latency_runs": "[0, inf)",
+                     "overlays": "[0, inf)"},
+    PipelineConfig: {"seed": "[0, 2147483647]"},
+}
+
+
+def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
+    """Every field in its range (``RANGES``) and the fields that constrain each other consistent; an InputError
+    naming the field otherwise."""
+
+    def fail(key: str, message: str):
+        raise InputError(message, path=source, field=key)
+
+    _check_ranges(cfg, "", fail)
+    if cfg.skeleton not in SKELETONS:
+        near = difflib.get_close_matches(cfg.skeleton, list(SKELETONS), n=1)
+        fail("skeleton", f"unknown skeleton '{cfg.skeleton}'"
+             + (f"; did you mean '{near[0]}'?" if near else f"; known: {', '.join(sorted(SKELETONS))}"))
+    c, t = cfg.codec, cfg.teacher
+    if any(size % c.stride for size in c.input_size):
+        fail("codec.input_size", f"{list(c.input_size)} (W, H) is not divisible by codec.stride {c.stride}")
+    if t.source == "savedmodel" and any(size % t.stride for size in t.input_size):
+        fail("teacher.input_size", f"{list(t.input_size)} (W, H) is not divisible by teacher.stride {t.stride}")
+    if cfg.data.min_keypoints > SKELETONS[cfg.skeleton].num_keypoints:
+        fail("data.min_keypoints", f"{cfg.data.min_keypoints} is more than the {cfg.skeleton} skeleton's "
+             f"{SKELETONS[cfg.skeleton].num_keypoints} keypoints")
+    for name, train in (("teacher.train", t.train), ("distill.train", cfg.distill.train)):
+        if train.early_stopping_patience > 0 and train.eval_every_epochs <= 0:
+            fail(f"{name}.early_stopping_patience", f"early stopping needs {name}.eval_every_epochs > 0")
+    d = cfg.distill
+    if d.kd_schedule == "linear" and d.alpha * d.kd_end > 1:
+        fail("distill.kd_end", f"alpha x kd_end = {d.alpha * d.kd_end:g} is a weight above 1")
+    if cfg.export.prune_sparsity > 0 and cfg.export.finetune_steps < 2:
+        fail("export.finetune_steps", "pruning needs at least 2 fine-tuning steps")
+    if not cfg.validate.threads:
+        fail("validate.threads", "needs at least one thread count")
+
+
+def _check_ranges(section: Any, prefix: str, fail) -> None:
+    ranges = RANGES.get(type(section), {})
+    for f in dataclasses.fields(section):
+        key, value = f"{prefix}{f.name}", getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_ranges(value, key + ".", fail)
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            for i, item in enumerate(value):
+                _check_ranges(item, f"{key}[{i}].", fail)
+        elif f.name in ranges:
+            for item in value if isinstance(value, tuple) else (value,):
+                if not _inside(item, ranges[f.name]):
+                    fail(key, f"must be in {ranges[f.name]}, got {item!r}")
+
+
+def _inside(value: float, interval: str) -> bool:
+    """Whether ``value`` lies in ``interval``, written "[0, 1)", "(0, inf)", ...; NaN lies in none."""
+    low, high = (float(v) for v in interval[1:-1].split(","))
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    return bool(above and below)
 
 
 def _set_dotted(raw: dict, key: str, value: Any) -> None:

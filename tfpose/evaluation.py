@@ -85,8 +85,12 @@ def predict_persons(predict: Predictor, persons: list[Person], codec: HeatmapCod
                              batch_size, images)
 
 
-def score_predictions(preds: Predictions, dataset: CocoDataset, skeleton: Skeleton, seed: int = 0) -> dict:
-    """OKS AP family (pycocotools-equal), PCK@0.2 and per-person OKS with a bootstrap 95 % interval."""
+def score_predictions(preds: Predictions, dataset: CocoDataset, skeleton: Skeleton, seed: int = 0,
+                      ap_resamples: int = 200) -> dict:
+    """OKS AP family (pycocotools-equal), PCK@0.2 and per-person OKS with a bootstrap 95 % interval.
+
+    ``ap_resamples``: image resamples of AP's interval, nine tenths of the cost; 0 leaves ``AP_ci95`` NaN (a
+    learning curve's points)."""
     coco = coco_keypoint_eval(dataset.raw, preds.coco_results(), skeleton.oks_sigmas)
     truth = np.stack([p.keypoints for p in preds.persons])
     visible = np.stack([p.visibility > 0 for p in preds.persons])
@@ -102,7 +106,8 @@ def score_predictions(preds: Predictions, dataset: CocoDataset, skeleton: Skelet
     labelled = np.array([p.num_labelled > 0 for p in preds.persons])
     oks_labelled = per_person[labelled]
     lo, hi = bootstrap_ci(oks_labelled, seed=seed)
-    ap_lo, ap_hi = _bootstrap_ap(dataset, preds.coco_results(), skeleton, seed)
+    ap_lo, ap_hi = _bootstrap_ap(dataset, preds.coco_results(), skeleton, seed, ap_resamples) if ap_resamples \
+        else (float("nan"), float("nan"))
     return {
         **coco, "AP_ci95": [ap_lo, ap_hi], "PCK@0.2": pck_all,
         "PCK@0.2_per_joint": {n: (None if np.isnan(v) else float(v)) for n, v in zip(skeleton.keypoints, pck_joint)},
@@ -189,13 +194,14 @@ def paired_gaps(dataset: CocoDataset, a: dict, b: dict, results_a: list[dict], r
 
 
 def evaluate_predictor(predict: Predictor, dataset: CocoDataset, codec: HeatmapCodec, skeleton: Skeleton,
-                       padding: float = 1.25, batch_size: int = 16, min_keypoints: int = 1):
-    """Predict on every labelled ground-truth box of ``dataset`` and score it. Returns (metrics, predictions)."""
+                       padding: float = 1.25, batch_size: int = 16, min_keypoints: int = 1, ap_resamples: int = 200):
+    """Predict on every labelled ground-truth box of ``dataset`` and score it (``score_predictions``). Returns
+    (metrics, predictions)."""
     persons = dataset.labelled(min_keypoints)
     if not persons:
         raise InputError("no annotation with labelled keypoints (empty dataset)", path=dataset.annotation_file)
     preds = predict_persons(predict, persons, codec, padding, batch_size)
-    return score_predictions(preds, dataset, skeleton), preds
+    return score_predictions(preds, dataset, skeleton, ap_resamples=ap_resamples), preds
 
 
 # -- detected boxes ------------------------------------------------------------------------------------------------

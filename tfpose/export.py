@@ -4,6 +4,7 @@ file, reference outputs for parity checks, and the Android assets folder."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import numpy as np
 from tflite import metadata as tfl_metadata
 from tflite.convert import convert
 from tfpose import __version__
-from tfpose.artifacts import atomic_path, write_bytes, write_json, write_text
+from tfpose.artifacts import atomic_path, atomic_paths, write_json, write_text
 from tfpose.codec import HeatmapCodec
 from tfpose.config import ExportConfig
+from tfpose.errors import InputError
 from tfpose.skeleton import Skeleton
 
 NORMALISATION = "inside the model: raw RGB pixels 0..255 in, x / 127.5 - 1 applied by the graph"
@@ -72,13 +74,15 @@ def build_metadata(model, codec: HeatmapCodec, skeleton: Skeleton, padding: floa
 def export_tflite(model, out_path: str | Path, codec: HeatmapCodec, skeleton: Skeleton, padding: float,
                   cfg: ExportConfig, calibration: np.ndarray, reference_crops: np.ndarray,
                   reference_weights: np.ndarray, metadata: dict | None = None) -> Path:
-    """Write ``out_path`` (.tflite with metadata) and ``out_path.reference.npz`` (Keras outputs on reference crops).
+    """Write ``out_path`` (.tflite with metadata) and ``out_path.reference.npz`` (Keras outputs on reference crops,
+    and the sha256 of the .tflite they belong to) together: both or neither replace the old pair.
 
     calibration: (N, H, W, 3) raw crops from the training pipeline; reference_crops: (M, H, W, 3) uint8;
     reference_weights: (M, K) labelled-joint weights of those crops; metadata: extra entries (e.g. pruning).
     ``model`` is already pruned / QAT-trained when the config asks for it (``compress_student``).
     """
     out_path = Path(out_path)
+    check_model_fits(model, codec, skeleton)
     codec = graph_codec(codec, cfg)
     quant = "int8" if cfg.quant == "qat-int8" else cfg.quant
     extra = dict(metadata or {})
@@ -94,12 +98,35 @@ def export_tflite(model, out_path: str | Path, codec: HeatmapCodec, skeleton: Sk
                           codec if cfg.decode == "keypoints" else None)
     meta = build_metadata(model, codec, skeleton, padding, cfg, model_bytes, extra)
     reference = model.predict(reference_crops.astype(np.float32), batch_size=16, verbose=0)
-    with atomic_path(out_path.with_suffix(".reference.npz")) as tmp:
-        with open(tmp, "wb") as f:
+    data = tfl_metadata.attach(model_bytes, meta)
+    # the model goes last: a .tflite in place means its reference is too
+    with atomic_paths(out_path.with_suffix(".reference.npz"), out_path) as (tmp_reference, tmp_model):
+        with open(tmp_reference, "wb") as f:
             np.savez_compressed(f, crops=reference_crops.astype(np.uint8), heatmaps=reference.astype(np.float32),
-                                weights=reference_weights.astype(np.float32))
-    write_bytes(out_path, tfl_metadata.attach(model_bytes, meta))
+                                weights=reference_weights.astype(np.float32),
+                                model_sha256=np.array(hashlib.sha256(data).hexdigest()))
+        tmp_model.write_bytes(data)
     return out_path
+
+
+def check_model_fits(model, codec: HeatmapCodec, skeleton: Skeleton) -> None:
+    """Refuse a model whose input is not the codec's (1, H, W, 3) or whose output is not (1, h, w, K) heatmaps
+    of the codec and the skeleton: an InputError naming the config field it disagrees with."""
+    w, h = codec.input_size
+    hw, hh = codec.heatmap_size
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise InputError(f"a deployable model has one input and one output, {model.name} has "
+                         f"{len(model.inputs)} and {len(model.outputs)}")
+    got_in, got_out = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
+    if got_in != (h, w, 3):
+        raise InputError(f"model {model.name} takes (H, W, C) {got_in}, the codec's input_size [{w}, {h}] "
+                         f"needs {(h, w, 3)}", field="codec.input_size")
+    if got_out[-1] != skeleton.num_keypoints:
+        raise InputError(f"model {model.name} outputs {got_out[-1]} heatmaps, the {skeleton.name} skeleton has "
+                         f"{skeleton.num_keypoints} keypoints", field="skeleton")
+    if got_out[:2] != (hh, hw):
+        raise InputError(f"model {model.name} outputs (h, w) {got_out[:2]} heatmaps, codec.input_size / "
+                         f"codec.stride {codec.stride} gives {(hh, hw)}", field="codec.stride")
 
 
 def compress_student(ctx, student, teacher=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tfpose._keras import keras, tf
 from tfpose.distill.distiller import Distiller
+from tfpose.train import input_errors
 
 
 def copy_model(model: keras.Model) -> keras.Model:
@@ -21,5 +22,6 @@ def finetune(student: keras.Model, data: tf.data.Dataset, steps: int, teacher=No
     the student."""
     distiller = Distiller(student, teacher, alpha if teacher is not None else 0.0, heatmap_loss=heatmap_loss)
     distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    distiller.fit(data.repeat(), steps_per_epoch=steps, epochs=1, callbacks=list(callbacks), verbose=0)
+    with input_errors():
+        distiller.fit(data.repeat(), steps_per_epoch=steps, epochs=1, callbacks=list(callbacks), verbose=0)
     return student

@@ -1,13 +1,16 @@
 """The whole job, stage by stage: data -> teacher -> distillation -> int8 export -> on-device validation.
 
-Each stage prints one line when it starts and ends, writes its artifact atomically into the run folder, and is
-skipped when that artifact is already there, so an interrupted run picks up where it stopped (training
-itself resumes from its last epoch).
+Each stage prints one line when it starts and ends, writes its artifact atomically into the run folder with a
+record of what made it (``<artifact>.digest.json``: a digest per config section and of the input data), and is
+skipped when that artifact is there with the same record, so an interrupted run picks up where it stopped
+(training itself resumes from its last epoch); a changed config says which section changed and trains again.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from tfpose.artifacts import write_json, write_text
+from tfpose.artifacts import (atomic_paths, make_record, record_path, remove_stale_temporaries, stale_reason,
+                              write_json, write_text)
 from tfpose.codec import HeatmapCodec
 from tfpose.config import PipelineConfig
 from tfpose.data.coco import CocoDataset, ImageStore, load_coco
@@ -84,6 +88,13 @@ def training_persons(ctx: Context, with_unlabelled: bool) -> tuple[list, np.ndar
 def make_context(cfg: PipelineConfig, out: str | Path) -> Context:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if "TF_CONFIG" not in os.environ:     # a pid says nothing about the temporaries of another host's worker
+        for path in remove_stale_temporaries(out):
+            print(f"    removed {path}, left by a killed run")
+    elif "multi_worker_mirrored" in (cfg.teacher.train.strategy, cfg.distill.train.strategy):
+        from tfpose.train import make_strategy
+
+        make_strategy("multi_worker_mirrored")   # before any teacher or model: it configures TensorFlow's start
     c = cfg.codec
     return Context(cfg, out, HeatmapCodec(tuple(c.input_size), c.stride, c.sigma, c.refine, c.peak_blur),
                    get_skeleton(cfg.skeleton))
@@ -165,10 +176,12 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
 
     ``distill_cfg`` (a DistillConfig) picks the method, its options, the KD schedule and unlabelled crops; a
     SavedModel teacher gets the square teacher view of each crop from the input pipeline."""
+    from functools import partial
+
     from tfpose.data.pipeline import build_dataset
     from tfpose.distill.distiller import Distiller
     from tfpose.distill.teachers import SavedModelTeacher, TeacherViewSampler, build_teacher_view_dataset
-    from tfpose.train import fit, float32_head, make_strategy, precision
+    from tfpose.train import detached, fit, float32_head, is_chief, make_strategy, precision
 
     # boxes without keypoints: every GT weight is 0, the teacher alone teaches
     with_unlabelled = teacher is not None and distill_cfg is not None and distill_cfg.unlabelled
@@ -176,6 +189,9 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     if not len(train_sampler):
         raise InputError("no training person with labelled keypoints in any source (empty dataset)",
                          path=ctx.train.annotation_file)
+    if train_cfg.batch_size > len(train_sampler):
+        raise InputError(f"a batch of {train_cfg.batch_size} is larger than the {len(train_sampler)} training "
+                         f"persons", field=f"{'teacher' if distill_cfg is None else 'distill'}.train.batch_size")
     val_sampler = ctx.sampler(ctx.val, augment=False)
     print(f"    {len(train_sampler)} training persons from {len(ctx.sources)} source(s)")
     batch = train_cfg.batch_size
@@ -183,18 +199,19 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
         from tfpose.distill.view_cache import cached_view_dataset
 
         cache = cached_teacher_views(ctx, teacher, train_sampler, distill_cfg.teacher_views)
-        train_ds = cached_view_dataset(cache, ctx.codec, ctx.skeleton.flip_index, draw, batch,
-                                       ctx.cfg.data.augment.colour, ctx.cfg.seed)
+        # training data: (shard=...) -> stream, so that fit hands each worker its part and a resumed run its place
+        train_ds = partial(cached_view_dataset, cache, ctx.codec, ctx.skeleton.flip_index, draw, batch,
+                           ctx.cfg.data.augment.colour, ctx.cfg.seed)
         val_ds = build_teacher_view_dataset(TeacherViewSampler(val_sampler, teacher.input_size), batch,
                                             training=False)
         steps = train_cfg.steps_per_epoch or max(1, len(cache) // batch)
     elif isinstance(teacher, SavedModelTeacher):
-        train_ds = build_teacher_view_dataset(TeacherViewSampler(train_sampler, teacher.input_size), batch,
-                                              training=True, seed=ctx.cfg.seed, probabilities=draw)
+        train_ds = partial(build_teacher_view_dataset, TeacherViewSampler(train_sampler, teacher.input_size), batch,
+                           training=True, seed=ctx.cfg.seed, probabilities=draw)
         val_ds = build_teacher_view_dataset(TeacherViewSampler(val_sampler, teacher.input_size), batch,
                                             training=False)
     else:
-        train_ds = build_dataset(train_sampler, batch, training=True, seed=ctx.cfg.seed, probabilities=draw)
+        train_ds = partial(build_dataset, train_sampler, batch, training=True, seed=ctx.cfg.seed, probabilities=draw)
         val_ds = build_dataset(val_sampler, batch, training=False)
     if not (isinstance(teacher, SavedModelTeacher) and distill_cfg is not None and distill_cfg.teacher_views > 0):
         steps = train_cfg.steps_per_epoch or max(1, len(train_sampler) // batch)
@@ -215,32 +232,40 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
                           assistants=[load_keras(Path(a)) for a in distill_cfg.dskd.assistants]
                           if distill_cfg.method == "dskd" else [])
         distiller = Distiller(student, teacher, alpha, **kwargs)
-    scorer = dev_val_scorer(ctx, ctx.out / run_name, run_name, steps * max(1, train_cfg.eval_every_epochs))
+    scorer = dev_val_scorer(ctx, ctx.out / run_name, run_name, steps * max(1, train_cfg.eval_every_epochs), steps,
+                            write=is_chief(strategy))
+    multi_worker = strategy.extended._in_multi_worker_mode()
     if train_cfg.eval_every_epochs > 0 and not scorer.points:
-        scorer(distiller.student, step=0)       # where training starts from: a pretrained student scores already
+        # where training starts from: a pretrained student scores already
+        scorer(detached(distiller.student) if multi_worker else distiller.student, step=0)
     fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps, evaluate_ap=scorer)
-    return distiller.student
+    # a multi-worker model predicts only in step with every worker: what follows (evaluation, export) gets a copy
+    return detached(distiller.student) if multi_worker else distiller.student
 
 
-def dev_val_scorer(ctx: Context, run_dir: Path, run_name: str, steps_between: int):
+def dev_val_scorer(ctx: Context, run_dir: Path, run_name: str, steps_between: int, steps_per_epoch: int,
+                   write: bool = True):
     """``student -> metrics on the val split``, which also scores every other dev-val set and appends all of them
     to ``run_dir/learning_curve.json`` (one point per call, ``steps_between`` training steps after the last one,
-    or at ``step``) and ``learning_curve.png`` (mean OKS against steps). A resumed run keeps the points it had."""
+    or at ``step``) and ``learning_curve.png`` (mean OKS against steps); ``write=False`` (a multi-worker run's
+    other workers) keeps the points in memory only. A resumed run keeps the points it had.
+    The points skip AP's bootstrap interval, which would cost ten times the rest."""
     from tfpose.visualize import plot_learning_curve
 
     path = run_dir / "learning_curve.json"
     points = json.loads(path.read_text()) if path.is_file() else []
 
     def score(model, step: int | None = None) -> dict:
-        metrics = {name: evaluate_keras(ctx, model, f"{run_name} {name}", dataset)
+        metrics = {name: evaluate_keras(ctx, model, f"{run_name} {name}", dataset, ap_resamples=0)
                    for name, dataset in ctx.val_sets.items()}
         if step is None:
             step = (points[-1]["step"] if points else 0) + steps_between
-        points.append({"step": step, **{name: {k: m[k] for k in ("AP", "mean_OKS", "PCK@0.2")}
+        points.append({"step": step, "epoch": round(step / max(1, steps_per_epoch), 3), **{name: {k: m[k] for k in ("AP", "mean_OKS", "PCK@0.2")}
                                         for name, m in metrics.items()}})
-        write_json(path, points)
-        plot_learning_curve({name: [(p["step"], p[name]["mean_OKS"]) for p in points] for name in ctx.val_sets},
-                            "dev-val mean OKS", run_dir / "learning_curve.png")
+        if write:
+            write_json(path, points)
+            plot_learning_curve({name: [(p["step"], p[name]["mean_OKS"]) for p in points] for name in ctx.val_sets},
+                                "dev-val mean OKS", run_dir / "learning_curve.png")
         return metrics["val"]
     score.points = points
     return score
@@ -255,20 +280,108 @@ def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
     # a SavedModel teacher is its files, not a training recipe
     teacher = {k: v for k, v in asdict(cfg.teacher).items() if k not in ("train", "model")}
     root = Path(cfg.teacher.path)
-    files = sorted((str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
-                   for f in root.rglob("*") if f.is_file()) if root.is_dir() else []
+    files = input_files(root) if root.is_dir() else []
     codec = sampler.codec
     digest.update(json.dumps({
         "format": 1, "teacher": teacher, "files": files, "views": views, "seed": cfg.seed,
         "codec": [list(codec.input_size), codec.stride, codec.sigma], "padding": sampler.padding,
         "augment": asdict(sampler.augment) if sampler.augment else None}, sort_keys=True,
         default=str).encode())
-    for person in sampler.persons:
+    hash_persons(digest, sampler.persons)
+    return digest.hexdigest()[:16]
+
+
+def hash_persons(digest, persons) -> None:
+    """Feed each person's image path, box, keypoints and visibility into the hashlib object ``digest``."""
+    for person in persons:
         digest.update(str(person.image_path).encode())
         digest.update(np.asarray(person.box, np.float64).tobytes())
         digest.update(np.asarray(person.keypoints, np.float64).tobytes())
         digest.update(np.asarray(person.visibility, np.int64).tobytes())
-    return digest.hexdigest()[:16]
+
+
+def input_files(path: Path) -> list:
+    """(name, size, modification time) of a file, or of every file under a folder (names relative to it)."""
+    if path.is_file():
+        return [(path.name, path.stat().st_size, path.stat().st_mtime_ns)]
+    return sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+                  for f in path.rglob("*") if f.is_file())
+
+
+def data_state(ctx: Context) -> dict:
+    """What a trained model learnt from and was selected on: the data config, every person of every training
+    source and dev-val set (image, box, keypoints, visibility) and each image file's size and modification time."""
+    import hashlib
+
+    persons, images = hashlib.sha256(), {}
+    for dataset in [s.dataset for s in ctx.sources] + list(ctx.val_sets.values()):
+        hash_persons(persons, dataset.persons)
+        images.update((str(p.image_path), None) for p in dataset.persons)
+    for name in images:
+        stat = os.stat(name) if os.path.exists(name) else None
+        images[name] = (stat.st_size, stat.st_mtime_ns) if stat else None
+    return {"config": asdict(ctx.cfg.data), "persons": persons.hexdigest(),
+            "images": hashlib.sha256(json.dumps(sorted(images.items())).encode()).hexdigest()}
+
+
+def teacher_record(ctx: Context) -> dict:
+    """What a trained teacher.keras depends on, by section (``make_record``); the data must be loaded."""
+    t = ctx.cfg.teacher
+    return make_record({"teacher": {"source": t.source, "model": asdict(t.model), "train": asdict(t.train)},
+                        "data": data_state(ctx), "codec": asdict(ctx.cfg.codec), "skeleton": ctx.cfg.skeleton,
+                        "seed": ctx.cfg.seed})
+
+
+def student_record(ctx: Context) -> dict:
+    """What student.keras depends on: the distillation config, the teacher (a trained one's record, else its
+    config and files), the files the student starts from, and the data, codec, skeleton and seed."""
+    d, t = ctx.cfg.distill, ctx.cfg.teacher
+    if t.source == "train":
+        teacher = teacher_record(ctx)["digest"]
+    elif t.source == "none":
+        teacher = "none"
+    else:
+        teacher = {"config": {k: v for k, v in asdict(t).items() if k not in ("train", "model")},
+                   "files": input_files(Path(t.path)) if Path(t.path).exists() else None}
+    files = [f for f in (d.student.init, *(d.dskd.assistants if d.method == "dskd" else ())) if f and Path(f).exists()]
+    return make_record({"distill": {k: v for k, v in asdict(d).items() if k != "teacher_cache"},
+                        "teacher": teacher, "student files": {f: input_files(Path(f)) for f in files},
+                        "data": data_state(ctx), "codec": asdict(ctx.cfg.codec), "skeleton": ctx.cfg.skeleton,
+                        "seed": ctx.cfg.seed})
+
+
+def reuse(path: Path, record: dict) -> bool:
+    """Whether the stage may return the artifact at ``path`` as it is; says why, either way."""
+    reason = stale_reason(path, record)
+    if reason is None:
+        print(f"    reusing {path} (made by the same config and data)")
+    elif path.exists():
+        print(f"    {reason}: training again")
+    return reason is None
+
+
+def claim_run_dir(run_dir: Path, record: dict, strategy: str) -> None:
+    """Keep ``run_dir``'s checkpoint and learning curve only when ``record`` made them: a resumed run continues
+    the same training, never another config's (which is removed). The chief alone writes."""
+    from tfpose.train import is_chief
+
+    if not is_chief(strategy):
+        return
+    reason = stale_reason(run_dir, record)
+    if reason is not None and run_dir.exists():
+        print(f"    {reason}: its checkpoint and learning curve are removed")
+        shutil.rmtree(run_dir)
+    write_json(record_path(run_dir), record)
+
+
+def save_trained(model, path: Path, record: dict, run_dir: Path, strategy: str) -> None:
+    """Save a trained model with its record, then drop its run's checkpoint: until the model is in place the
+    checkpoint still resumes the run, so a kill while saving loses nothing. The chief alone writes."""
+    from tfpose.train import discard_checkpoint, is_chief
+
+    if is_chief(strategy):
+        save_keras(model, path, record)
+        discard_checkpoint(run_dir)
 
 
 def cached_teacher_views(ctx: Context, teacher, sampler, views: int):
@@ -277,12 +390,16 @@ def cached_teacher_views(ctx: Context, teacher, sampler, views: int):
     (default: the run folder): a resumed run, or any run whose views would be the same, does not pay for the
     teacher again, an interrupted computation goes on where it stopped, and a changed config never reads stale views."""
     from tfpose.distill.teachers import TeacherViewSampler
-    from tfpose.distill.view_cache import build_view_cache
+    from tfpose.distill.view_cache import build_view_cache, wait_for_view_cache
+    from tfpose.train import is_chief
 
     folder = Path(ctx.cfg.distill.teacher_cache) if ctx.cfg.distill.teacher_cache else ctx.out
     folder = folder / f"teacher_views_{views}_{teacher_views_key(ctx.cfg, sampler, views)}"
     input_size = teacher.input_size if teacher is not None else ctx.cfg.teacher.input_size
-    cache = build_view_cache(folder, TeacherViewSampler(sampler, input_size), teacher, views, ctx.cfg.seed)
+    if is_chief(ctx.cfg.distill.train.strategy):
+        cache = build_view_cache(folder, TeacherViewSampler(sampler, input_size), teacher, views, ctx.cfg.seed)
+    else:    # one folder, one writer: the other workers of a multi-worker run read what the chief computes
+        cache = wait_for_view_cache(folder)
     print(f"    teacher views: {len(cache)} crops, {cache.disk_bytes() / 2**30:.2f} GiB in {folder}")
     return cache
 
@@ -303,9 +420,10 @@ def train_teacher(ctx: Context):
 
         return SavedModelTeacher(Path(t.path), ctx.codec, t.signature, t.input_key, t.output_key,
                                  tuple(t.input_size), t.stride, t.sigma)
-    if path.is_file():
-        print(f"    reusing {path}")
+    record = teacher_record(ctx)
+    if reuse(path, record):
         return load_keras(path)
+    claim_run_dir(ctx.out / "teacher_run", record, t.train.strategy)
     keras.utils.set_random_seed(ctx.cfg.seed)
 
     def build():
@@ -315,7 +433,7 @@ def train_teacher(ctx: Context):
     if hasattr(model, "count_params"):
         print(f"    {model.name}: {model.count_params() / 1e6:.2f} M parameters")
     model = deployable(_train_model(ctx, model, None, 0.0, t.train, "teacher_run"))
-    save_keras(model, path)
+    save_trained(model, path, record, ctx.out / "teacher_run", t.train.strategy)
     return model
 
 
@@ -325,9 +443,10 @@ def distil_student(ctx: Context, teacher):
 
     d = ctx.cfg.distill
     path = ctx.out / "student.keras"
-    if path.is_file():
-        print(f"    reusing {path}")
+    record = student_record(ctx)
+    if reuse(path, record):
         return load_keras(path)
+    claim_run_dir(ctx.out / "distill_run", record, d.train.strategy)
     keras.utils.set_random_seed(ctx.cfg.seed + 1)
 
     def build():
@@ -345,33 +464,37 @@ def distil_student(ctx: Context, teacher):
     if hasattr(student, "count_params"):
         print(f"    {student.name}: {student.count_params() / 1e6:.2f} M parameters, method {d.method}, alpha {d.alpha}")
     student = _train_model(ctx, student, teacher, d.alpha, d.train, "distill_run", d)
-    save_keras(student, path)
+    save_trained(student, path, record, ctx.out / "distill_run", d.train.strategy)
     return student
 
 
-def evaluate_keras(ctx: Context, model, name: str, dataset: CocoDataset | None = None) -> dict:
-    """OKS AP etc. of a Keras model (or a SavedModel teacher, on its square views) on ``dataset`` (the val split)."""
+def evaluate_keras(ctx: Context, model, name: str, dataset: CocoDataset | None = None, ap_resamples: int = 200) -> dict:
+    """OKS AP etc. of a Keras model (or a SavedModel teacher, on its square views) on ``dataset`` (the val split);
+    ``ap_resamples``: see ``score_predictions``."""
     from tfpose.distill.teachers import SavedModelTeacher
     from tfpose.evaluation import evaluate_predictor
 
     dataset = ctx.val if dataset is None else dataset
     if isinstance(model, SavedModelTeacher):
-        return _evaluate_savedmodel_teacher(ctx, model, name, dataset)
+        return _evaluate_savedmodel_teacher(ctx, model, name, dataset, ap_resamples)
 
     def predict(crops):
         return model.predict_on_batch(crops.astype(np.float32))
 
-    metrics, _ = evaluate_predictor(predict, dataset, ctx.codec, ctx.skeleton, ctx.cfg.data.padding)
+    metrics, _ = evaluate_predictor(predict, dataset, ctx.codec, ctx.skeleton, ctx.cfg.data.padding,
+                                    ap_resamples=ap_resamples)
     _print_metrics(name, metrics)
     return metrics
 
 
 def _print_metrics(name: str, metrics: dict) -> None:
-    print(f"    {name}: AP {metrics['AP']:.3f} (95 % CI {metrics['AP_ci95'][0]:.3f}-{metrics['AP_ci95'][1]:.3f}), "
-          f"mean OKS {metrics['mean_OKS']:.3f}, PCK@0.2 {metrics['PCK@0.2']:.3f}", flush=True)
+    lo, hi = metrics["AP_ci95"]
+    interval = f" (95 % CI {lo:.3f}-{hi:.3f})" if np.isfinite(lo) else ""
+    print(f"    {name}: AP {metrics['AP']:.3f}{interval}, mean OKS {metrics['mean_OKS']:.3f}, "
+          f"PCK@0.2 {metrics['PCK@0.2']:.3f}", flush=True)
 
 
-def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str, dataset: CocoDataset) -> dict:
+def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str, dataset: CocoDataset, ap_resamples: int) -> dict:
     from tfpose.data.transforms import apply_matrix, invert_matrix, warp_image
     from tfpose.distill.teachers import teacher_matrix
     from tfpose.evaluation import Predictions, crop_person, score_predictions
@@ -386,7 +509,7 @@ def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str, dataset: Coco
     keypoints, scores = ctx.codec.decode(teacher.precompute(np.stack(views).astype(np.float32)))
     in_image = np.stack([apply_matrix(k, invert_matrix(m)) for k, m in zip(keypoints, mats)]).astype(np.float32)
     metrics = score_predictions(Predictions(persons, in_image, scores, np.stack(crops), np.stack(mats)),
-                                dataset, ctx.skeleton)
+                                dataset, ctx.skeleton, ap_resamples=ap_resamples)
     _print_metrics(name, metrics)
     return metrics
 
@@ -445,16 +568,21 @@ def load_keras(path: Path):
         raise InputError(f"not a loadable Keras model ({e})", path=path) from None
 
 
-def save_keras(model, path: Path) -> None:
-    from tfpose.artifacts import atomic_path
-
-    with atomic_path(path) as tmp:
-        model.save(tmp)
+def save_keras(model, path: Path, record: dict | None = None) -> None:
+    """Save ``model`` atomically; with ``record`` (what made it, ``make_record``) beside it, the two as one set."""
+    with atomic_paths(path, *([record_path(path)] if record else [])) as tmps:
+        model.save(tmps[0])
+        if record:
+            tmps[1].write_text(json.dumps(record, indent=2) + "\n")
 
 
 def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
+    from tfpose.train import is_chief
+
     ctx = make_context(cfg, out)
-    write_text(ctx.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    chief = is_chief(cfg.teacher.train.strategy) and is_chief(cfg.distill.train.strategy)
+    if chief:
+        write_text(ctx.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     t0 = time.perf_counter()
     with stage(ctx, "data"):
         load_data(ctx)
@@ -467,6 +595,9 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
                                                    "PCK@0.2": float("nan"), "mean_OKS": float("nan")})
     with stage(ctx, "distill"):
         student = distil_student(ctx, teacher)
+    if not chief:       # a multi-worker run's other workers: training was their part
+        print("==> this worker is done; the chief evaluates, exports, validates and summarises", flush=True)
+        return {}
     with stage(ctx, "evaluate student"):
         student_sets = {name: evaluate_keras(ctx, student, f"float student on {name}", dataset)
                         for name, dataset in ctx.val_sets.items()}
@@ -492,11 +623,32 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
                    "student_float": _row(student_sets[name], student.count_params()),
                    "student_int8": {k: int8_sets[name][k] for k in ("AP", "mean_OKS", "PCK@0.2")}}
             for name in int8_sets}
+    summary["figures"] = summary_figures(ctx)
     write_json(ctx.out / "summary.json", summary)
     table = summary_markdown(summary)
     write_text(ctx.out / "summary.md", table)
     print("\n" + table)
     return summary
+
+
+def summary_figures(ctx: Context) -> dict:
+    """The pictures summary.md links, relative to the run folder: ``learning_curves.png`` (val mean OKS per epoch
+    of the teacher and the student, from their runs' learning_curve.json) and the int8 student's best and worst
+    overlays; a figure that was not made is left out."""
+    from tfpose.visualize import plot_learning_curve
+
+    curves = {}
+    for label, run in (("teacher", "teacher_run"), ("student", "distill_run")):
+        path = ctx.out / run / "learning_curve.json"
+        if path.is_file():
+            curves[label] = [(p["epoch"], p["val"]["mean_OKS"]) for p in json.loads(path.read_text()) if "epoch" in p]
+    figures = {}
+    if any(curves.values()) and plot_learning_curve(curves, "val mean OKS", ctx.out / "learning_curves.png", "epochs"):
+        figures["learning_curves"] = "learning_curves.png"
+    for name in ("best", "worst"):
+        if (ctx.out / "validation" / f"{name}.png").is_file():
+            figures[f"{name}_overlays"] = f"validation/{name}.png"
+    return figures
 
 
 def _row(metrics: dict, params: int) -> dict:
@@ -516,6 +668,13 @@ def summary_markdown(s: dict) -> str:
         lines.append(f"| {name} | {params} | {r['AP']:.3f} | {r['AP_ci95'][0]:.3f}-{r['AP_ci95'][1]:.3f} "
                      f"| {r['PCK@0.2']:.3f} | {size} | {ms} |")
     lines += ["", "Stage times (s): " + ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items())]
+    figures = s.get("figures", {})
+    if "learning_curves" in figures:
+        lines += ["", "Val mean OKS over the epochs, teacher and student:", "",
+                  f"![learning curves]({figures['learning_curves']})"]
+    overlays = [f"[{name}]({figures[f'{name}_overlays']})" for name in ("best", "worst") if f"{name}_overlays" in figures]
+    if overlays:
+        lines += ["", "The int8 student's " + " and ".join(overlays) + " crops of the val split, by OKS."]
     return "\n".join(lines) + "\n"
 
 

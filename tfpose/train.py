@@ -1,9 +1,18 @@
 """Keras fit around the Distiller: optimiser and schedule, checkpoints that survive an interruption,
-TensorBoard logs, validation AP with early stopping, a tf.distribute strategy and mixed precision."""
+TensorBoard logs, validation AP with early stopping, a tf.distribute strategy and mixed precision.
+
+On several workers (``multi_worker_mirrored``, ``TF_CONFIG``) every worker runs the same fit: each reads its own
+part of every global batch (``tfpose.data.pipeline.Shard``), gradients are summed across all of them, and only the
+chief writes (checkpoints, TensorBoard logs, and, in ``tfpose.pipeline``, learning curves and models); the
+others write to ``workertemp_<i>`` folders that Keras removes. Every worker reads the chief's checkpoint to
+resume, so the run folder must be on a file system that all of them see.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -12,8 +21,9 @@ import numpy as np
 
 from tfpose._keras import keras, tf
 from tfpose.config import TrainConfig
+from tfpose.data.pipeline import Shard
 from tfpose.distill.distiller import Distiller
-from tfpose.errors import TrainingDiverged
+from tfpose.errors import InputError, TrainingDiverged
 
 
 def learning_rate(cfg: TrainConfig, steps_per_epoch: int):
@@ -27,9 +37,13 @@ def learning_rate(cfg: TrainConfig, steps_per_epoch: int):
     return cfg.learning_rate
 
 
+_MULTI_WORKER: list = []      # the process's one MultiWorkerMirroredStrategy
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """'default': the current (no-op) strategy; 'mirrored': every local GPU (or the CPU devices if none);
-    'multi_worker_mirrored': across the workers that TF_CONFIG names."""
+    'multi_worker_mirrored': across the workers that TF_CONFIG names, made once per process and before
+    TensorFlow runs anything else (collective ops are configured when the runtime starts)."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -37,8 +51,55 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        if not _MULTI_WORKER:
+            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+        return _MULTI_WORKER[0]
     raise ValueError(f"unknown strategy '{name}'")
+
+
+def is_chief(strategy: str | tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files: always, but for the workers of a multi-worker run other than
+    the chief (TF_CONFIG's task "chief", else worker 0)."""
+    if isinstance(strategy, str):
+        if strategy != "multi_worker_mirrored":
+            return True
+        strategy = make_strategy(strategy)
+    return bool(strategy.extended.should_checkpoint)
+
+
+def detached(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` with its weights, outside every strategy (call it outside ``strategy.scope()``): a
+    multi-worker model predicts only in step with all the other workers, the copy on its own."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def completed_epochs(run_dir: str | Path) -> int:
+    """The epochs that ``fit``'s checkpoint in ``run_dir`` holds (0: none), i.e. the epoch a resumed run starts at."""
+    latest = tf.train.latest_checkpoint(str(Path(run_dir) / "backup" / "chief"))
+    if latest is None:
+        return 0
+    return int(tf.train.load_checkpoint(latest).get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")) + 1
+
+
+def discard_checkpoint(run_dir: str | Path) -> None:
+    """Remove ``fit``'s checkpoint in ``run_dir``, which ``fit`` keeps: call it once the trained model is saved,
+    so that a run killed while saving resumes from the checkpoint instead of starting over."""
+    shutil.rmtree(Path(run_dir) / "backup", ignore_errors=True)
+
+
+@contextlib.contextmanager
+def input_errors():
+    """Re-raise the InputError that an input pipeline's Python code raised (a corrupt image, say), which
+    TensorFlow hands on as an OpError carrying its text, as that InputError."""
+    try:
+        yield
+    except tf.errors.OpError as e:
+        found = re.search(r"\bInputError: (.*?)(?:\n\s*Traceback|\n\s*\[\[|$)", e.message or "", re.S)
+        if found is None:
+            raise
+        raise InputError(found[1].strip()) from None
 
 
 @contextlib.contextmanager
@@ -71,17 +132,24 @@ def float32_head(model: keras.Model) -> keras.Model:
 class ValidationAP(keras.callbacks.Callback):
     """Every ``every`` epochs: ``evaluate(student)`` (e.g. tfpose.evaluation on the val split: a dict with "AP" and
     "mean_OKS"), logged as ``val_AP`` and ``val_mean_OKS`` (history, TensorBoard, EarlyStopping); ``best_weights``
-    keeps the student that scored best on ``select_on``."""
+    keeps the student that scored best on ``select_on``. ``local``: a ``detached`` copy of the student that is
+    scored instead, with the student's weights (each worker of a multi-worker run scores its own copy: the same
+    weights on the same val split, so that all of them stop early alike)."""
 
-    def __init__(self, evaluate: Callable[[keras.Model], dict], every: int = 1, select_on: str = "AP"):
+    def __init__(self, evaluate: Callable[[keras.Model], dict], every: int = 1, select_on: str = "AP",
+                 local: keras.Model | None = None):
         super().__init__()
-        self.evaluate, self.every, self.select_on = evaluate, max(1, int(every)), select_on
+        self.evaluate, self.every, self.select_on, self.local = evaluate, max(1, int(every)), select_on, local
         self.best, self.best_weights = -np.inf, None
         self.last = {"AP": float("nan"), "mean_OKS": float("nan")}
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
-            metrics = self.evaluate(self.model.student)
+            student = self.model.student
+            if self.local is not None:
+                self.local.set_weights(student.get_weights())
+                student = self.local
+            metrics = self.evaluate(student)
             self.last = {key: float(metrics.get(key, float("nan"))) for key in self.last}
             if self.last[self.select_on] > self.best:
                 self.best, self.best_weights = self.last[self.select_on], self.model.student.get_weights()
@@ -89,40 +157,57 @@ class ValidationAP(keras.callbacks.Callback):
             logs.update({f"val_{key}": value for key, value in self.last.items()})
 
 
-def fit(distiller: Distiller, train_data: tf.data.Dataset, val_data: tf.data.Dataset | None, cfg: TrainConfig,
-        run_dir: str | Path, steps_per_epoch: int, evaluate_ap: Callable[[keras.Model], dict] | None = None
-        ) -> keras.callbacks.History:
+def fit(distiller: Distiller, train_data: tf.data.Dataset | Callable[[Shard], tf.data.Dataset],
+        val_data: tf.data.Dataset | None, cfg: TrainConfig, run_dir: str | Path, steps_per_epoch: int,
+        evaluate_ap: Callable[[keras.Model], dict] | None = None) -> keras.callbacks.History:
     """Train ``distiller.student`` for ``cfg.epochs``; an interrupted run resumes from its last epoch.
 
+    ``train_data``: a function ``(shard=Shard) -> endless tf.data stream`` (``build_dataset`` and its kin with
+    every argument but ``shard`` bound): each worker's input pipeline then reads its part of every global batch, and a
+    resumed run reads the stream from the batch where it stopped, so it ends where an uninterrupted run would.
+    Or a ``tf.data.Dataset``, which tf.distribute shards by itself, and which a resumed run reads from its start.
     Compile under ``distiller.distribute_strategy`` (build the distiller inside ``make_strategy(...).scope()``).
     ``evaluate_ap`` (student -> {"AP", "mean_OKS"}) with ``cfg.eval_every_epochs`` logs both;
     ``cfg.early_stopping_patience`` stops on ``cfg.select_on`` and restores the best student by it."""
     run_dir = Path(run_dir)
-    with distiller.distribute_strategy.scope():
+    strategy = distiller.distribute_strategy
+    with strategy.scope():
         optimizer = keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch))
         if any(layer.dtype_policy.name == "mixed_float16" for layer in distiller.student.layers):
             optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)   # float16 gradients underflow
         distiller.compile(optimizer=optimizer)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=True),
+        # kept after training: the caller discards it (discard_checkpoint) once the trained model is saved
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=False),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch", profile_batch=0,
                                     write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]
     ap = None
     if evaluate_ap is not None and cfg.eval_every_epochs > 0:
-        ap = ValidationAP(evaluate_ap, cfg.eval_every_epochs, cfg.select_on)
+        # made outside the strategy's scope: a multi-worker student is scored through a plain copy
+        local = detached(distiller.student) if strategy.extended._in_multi_worker_mode() else None
+        ap = ValidationAP(evaluate_ap, cfg.eval_every_epochs, cfg.select_on, local)
         callbacks.insert(0, ap)   # before TensorBoard and EarlyStopping, which read val_AP
         if cfg.early_stopping_patience > 0:
             callbacks.append(keras.callbacks.EarlyStopping(
                 f"val_{cfg.select_on}", mode="max", patience=cfg.early_stopping_patience * cfg.eval_every_epochs))
-    endless = train_data.cardinality() == tf.data.INFINITE_CARDINALITY    # e.g. draws from the teacher-view cache
-    if cfg.steps_per_epoch:
-        train_data = train_data.repeat()
-    history = distiller.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
-                            steps_per_epoch=(cfg.steps_per_epoch or steps_per_epoch) if endless or cfg.steps_per_epoch
-                            else None, callbacks=callbacks,
-                            verbose=1 if sys.stdout.isatty() else 2)
+    steps = cfg.steps_per_epoch or steps_per_epoch
+    if callable(train_data):
+        first_batch = completed_epochs(run_dir) * steps
+
+        def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return train_data(shard=Shard(context.input_pipeline_id, context.num_input_pipelines, first_batch,
+                                          context.get_per_replica_batch_size(cfg.batch_size)))
+        train_data, endless = strategy.distribute_datasets_from_function(pipeline), True
+    else:
+        endless = train_data.cardinality() == tf.data.INFINITE_CARDINALITY   # e.g. draws from the teacher-view cache
+        if cfg.steps_per_epoch:
+            train_data = train_data.repeat()
+    with input_errors():
+        history = distiller.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
+                                steps_per_epoch=steps if endless or cfg.steps_per_epoch else None,
+                                callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     check_finite(distiller, history, run_dir.name)
     if ap is not None and ap.best_weights is not None and cfg.early_stopping_patience > 0:
         distiller.student.set_weights(ap.best_weights)

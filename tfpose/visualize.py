@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tfpose.artifacts import atomic_path
 from tfpose.skeleton import Skeleton
 
 LEFT, RIGHT, CENTRE = (255, 128, 0), (0, 160, 255), (0, 220, 0)
@@ -63,13 +64,15 @@ def plot_accuracy_latency(points: list[dict], metric: str, path: str | Path) -> 
     ax.set_ylabel(metric)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return True
 
 
-def plot_learning_curve(curves: dict[str, list[tuple[float, float]]], metric: str, path: str | Path) -> bool:
-    """One line per curve: x = training steps, y = ``metric`` (e.g. dev-val mean OKS of each set or run).
+def plot_learning_curve(curves: dict[str, list[tuple[float, float]]], metric: str, path: str | Path,
+                        x_label: str = "training steps") -> bool:
+    """One line per curve: x = training steps (or epochs), y = ``metric`` (e.g. dev-val mean OKS of each set or run).
 
     curves: {label: [(step, value), ...]}. Returns False, writing nothing, without matplotlib."""
     try:
@@ -79,14 +82,12 @@ def plot_learning_curve(curves: dict[str, list[tuple[float, float]]], metric: st
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    from tfpose.artifacts import atomic_path
-
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for label, points in curves.items():
         if points:
             steps, values = zip(*sorted(points))
             ax.plot(steps, values, marker="o", label=label)
-    ax.set_xlabel("training steps")
+    ax.set_xlabel(x_label)
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

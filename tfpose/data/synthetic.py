@@ -59,7 +59,12 @@ def sample_pose(rng: np.random.Generator, centre: np.ndarray, height: float) -> 
     kp[R_EYE] = head + head_right * (-0.38 * radius + turn) + head_up * 0.2 * radius
     kp[L_EAR] = head + head_right * 0.95 * radius
     kp[R_EAR] = head - head_right * 0.95 * radius
-    return kp, {"head": head, "radius": radius, "neck": neck, "limb": max(2, int(0.065 * height))}
+    # limb widths as fractions of the body's height: about a clothed adult's, so that the silhouette (the OKS
+    # area) fills half the box, as COCO people do (median 0.50), not a third, as stick limbs did
+    build = rng.uniform(0.85, 1.2)
+    widths = {part: max(2, int(round(fraction * height * build))) for part, fraction in
+              (("thigh", 0.10), ("shin", 0.075), ("upper_arm", 0.07), ("forearm", 0.055), ("torso", 0.05))}
+    return kp, {"head": head, "radius": radius, "neck": neck, "limb": max(2, int(0.065 * height)), **widths}
 
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
@@ -86,9 +91,11 @@ def draw_figure(canvas: np.ndarray, mask: np.ndarray, kp: np.ndarray, sizes: dic
     head = tuple(int(v) for v in sizes["head"])
     neck = tuple(int(v) for v in sizes["neck"])
     p = lambda i: tuple(int(round(v)) for v in kp[i])  # noqa: E731
-    legs = [(L_HIP, L_KN, trousers, t + 1), (L_KN, L_AN, trousers, t), (R_HIP, R_KN, trousers, t + 1),
-            (R_KN, R_AN, trousers, t)]
-    arms = [(L_SH, L_EL, sleeve, t), (L_EL, L_WR, skin, t - 1), (R_SH, R_EL, sleeve, t), (R_EL, R_WR, skin, t - 1)]
+    thigh, shin, upper, fore = (sizes.get(part, t) for part in ("thigh", "shin", "upper_arm", "forearm"))
+    legs = [(L_HIP, L_KN, trousers, thigh), (L_KN, L_AN, trousers, shin), (R_HIP, R_KN, trousers, thigh),
+            (R_KN, R_AN, trousers, shin)]
+    arms = [(L_SH, L_EL, sleeve, upper), (L_EL, L_WR, skin, fore), (R_SH, R_EL, sleeve, upper),
+            (R_EL, R_WR, skin, fore)]
     caps = [(L_KN, trousers), (R_KN, trousers), (L_AN, (40, 30, 20)), (R_AN, (40, 30, 20)),
             (L_EL, sleeve), (R_EL, sleeve), (L_WR, skin), (R_WR, skin)]
 
@@ -106,9 +113,12 @@ def draw_figure(canvas: np.ndarray, mask: np.ndarray, kp: np.ndarray, sizes: dic
     limbs(legs)
     joint_caps(caps[:4])
     torso = np.array([p(L_SH), p(R_SH), p(R_HIP), p(L_HIP)], np.int32)
+    flesh = sizes.get("torso", 1)      # the trunk is rounder than the polygon between its four joints
+    cv2.polylines(canvas, [torso], True, outline, flesh + 2, cv2.LINE_AA)
     cv2.fillConvexPoly(canvas, torso, shirt)
-    cv2.polylines(canvas, [torso], True, outline, 1, cv2.LINE_AA)
+    cv2.polylines(canvas, [torso], True, shirt, flesh, cv2.LINE_AA)
     cv2.fillConvexPoly(mask, torso, 1)
+    cv2.polylines(mask, [torso], True, 1, flesh + 2)
     cv2.line(canvas, neck, head, skin, t)
     cv2.line(mask, neck, head, 1, t)
     cv2.circle(canvas, head, r + 1, outline, -1, cv2.LINE_AA)
@@ -235,7 +245,7 @@ def ensure_synthetic(root: str | Path, num_train: int, num_val: int, image_size:
     root = Path(root)
     stamp = root / "synthetic.json"
     params = {"num_train": num_train, "num_val": num_val, "image_size": list(image_size),
-              "max_people": max_people, "seed": seed, "version": 3}
+              "max_people": max_people, "seed": seed, "version": 4}
     if stamp.is_file() and json.loads(stamp.read_text()) == params:
         return root
     generate_split(root, "train", num_train, image_size, max_people, seed)

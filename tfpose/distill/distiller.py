@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from tfpose._keras import keras, tf
 from tfpose.config import DskdConfig, OkdhpConfig
-from tfpose.distill.losses import (HEATMAP_LOSSES, alpha_kd, binarize, dskd_terms, kd_weight, keypoint_mse,
-                                   okdhp_ramp, spatial_kl)
+from tfpose.distill.losses import (HEATMAP_LOSSES, alpha_kd, binarize, dskd_terms, kd_weight, keypoint_bce,
+                                   keypoint_mse, okdhp_ramp, spatial_kl)
 
 METHODS = ("fpd", "dskd", "okdhp")
 
@@ -118,6 +118,8 @@ class Distiller(keras.Model):
             gt = tf.add_n([self.pointwise(s, truth, weights) for s in stacks])
             return gt, gt, tf.zeros_like(gt)
         alpha = self._alpha()
+        if self.pointwise is keypoint_bce:   # a linear teacher overshoots [0, 1], where cross-entropy has no minimum
+            teacher_maps = tf.clip_by_value(teacher_maps, 0.0, 1.0)
         terms = [alpha_kd(s, truth, weights, teacher_maps, alpha, self.pointwise) for s in stacks]
         return tuple(tf.add_n(list(t)) for t in zip(*terms))
 

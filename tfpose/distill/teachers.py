@@ -161,8 +161,9 @@ class TeacherViewSampler:
 
 
 def build_teacher_view_dataset(sampler: TeacherViewSampler, batch_size: int, training: bool, seed: int = 0,
-                               probabilities: np.ndarray | None = None):
-    """Like ``tfpose.data.pipeline.build_dataset``, with ``targets["teacher_images"]`` (B, S, S, 3) float32 added."""
+                               probabilities: np.ndarray | None = None, shard=None):
+    """Like ``tfpose.data.pipeline.build_dataset`` (training: an endless stream, ``shard``'s part of it), with
+    ``targets["teacher_images"]`` (B, S, S, 3) float32 added."""
     from tfpose._keras import tf
 
     w, h = sampler.codec.input_size
@@ -182,7 +183,6 @@ def build_teacher_view_dataset(sampler: TeacherViewSampler, batch_size: int, tra
         view.set_shape((th, tw, 3))
         return image, {"heatmaps": heatmaps, "weights": weights, "teacher_images": view}
 
-    from tfpose.data.pipeline import training_indices
+    from tfpose.data.pipeline import sample_dataset
 
-    ds = training_indices(len(sampler), training, seed, probabilities).map(load_tf, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    return sample_dataset(len(sampler), load_tf, batch_size, training, seed, probabilities, shard)

@@ -153,28 +153,37 @@ def _visibility(sample) -> np.ndarray:
 
 
 def draw_batch(cache: ViewCache, codec: HeatmapCodec, flip_index: np.ndarray, probabilities: np.ndarray,
-               batch: int, colour: float, seed: int):
+               batch: int, colour: float, seed: int, part: tuple[int, int] = (0, 1)):
     """One training batch from the cache, all of it decided by ``seed``: persons drawn by ``probabilities`` (P,),
-    a view of each, a coin-flip mirror (left and right joints swap) and a colour jitter.
+    a view of each, a coin-flip mirror (left and right joints swap) and a colour jitter. ``part`` (i, p): only the
+    i-th of p equal parts of that batch is read and made (the share of one of p workers).
 
-    Returns crops (B, H, W, 3) float32, heatmaps (B, h, w, K), weights (B, K), teacher_heatmaps (B, h, w, K)."""
+    Returns crops (b, H, W, 3) float32, heatmaps (b, h, w, K), weights (b, K), teacher_heatmaps (b, h, w, K), with
+    b = batch / p."""
+    index, parts = part
+    if batch % parts:
+        raise ValueError(f"a batch of {batch} cannot be split into {parts} equal parts")
     rng = np.random.default_rng(seed)
     persons = rng.choice(len(probabilities), batch, p=probabilities)
     rows = np.sort(persons * cache.views + rng.integers(0, cache.views, batch))
+    mirror = rng.random(batch) < 0.5
+    jitter = rng.integers(0, 2**63 - 1, batch)     # one stream per crop: a part makes its crops alone
+    share = slice(index * batch // parts, (index + 1) * batch // parts)
+    rows, mirror, jitter = rows[share], mirror[share], jitter[share]
     crops = np.asarray(cache["crops"][rows], np.float32)
     teacher = np.asarray(cache["teacher"][rows], np.float32) / 255
     keypoints = np.array(cache["keypoints"][rows])
     visibility = np.array(cache["visibility"][rows]).astype(np.int64)
     width = codec.input_size[0]
     heatmaps, weights = [], []
-    for b in range(batch):
-        if rng.random() < 0.5:
+    for b in range(len(rows)):
+        if mirror[b]:
             # mirroring the crop mirrors every heatmap cell exactly (cell centres are symmetric about its centre)
             crops[b] = crops[b, :, ::-1]
             teacher[b] = teacher[b, :, ::-1][..., flip_index]
             keypoints[b, :, 0] = width - 1 - keypoints[b, :, 0]
             keypoints[b], visibility[b] = flip_keypoints(keypoints[b], visibility[b], flip_index)
-        crops[b] = colour_jitter(crops[b], rng, colour)
+        crops[b] = colour_jitter(crops[b], np.random.default_rng(jitter[b]), colour)
         hm, wt = codec.encode(keypoints[b], visibility[b])
         heatmaps.append(hm)
         weights.append(wt)
@@ -182,26 +191,51 @@ def draw_batch(cache: ViewCache, codec: HeatmapCodec, flip_index: np.ndarray, pr
 
 
 def cached_view_dataset(cache: ViewCache, codec: HeatmapCodec, flip_index: np.ndarray, probabilities: np.ndarray,
-                        batch: int, colour: float, seed: int):
+                        batch: int, colour: float, seed: int, shard=None):
     """An endless tf.data stream of ``draw_batch`` batches as ``(images, {"heatmaps", "weights",
-    "teacher_heatmaps"})``; batch i is drawn with the i-th number of a stream seeded by ``seed``."""
+    "teacher_heatmaps"})``; global batch i is drawn with a seed decided by ``(seed, i)`` alone, from batch
+    ``shard.first_batch`` on, and ``shard`` (a ``tfpose.data.pipeline.Shard``) reads its part of each, in batches
+    of ``shard.batch``."""
     from tfpose._keras import tf
+    from tfpose.data.pipeline import SEED_RANGE, Shard, sharded_here
 
+    shard = shard or Shard()
+    out_batch = shard.batch_size(batch)       # what each element holds (checks that the batch splits evenly)
+    share = batch // shard.count              # the rows of each global batch that this worker draws
     w, h = codec.input_size
     hw, hh = codec.heatmap_size
     k = len(flip_index)
     flip_index = np.asarray(flip_index)
 
     def load(batch_seed):
-        return draw_batch(cache, codec, flip_index, probabilities, batch, colour, int(batch_seed))
+        return draw_batch(cache, codec, flip_index, probabilities, batch, colour, int(batch_seed),
+                          (shard.index, shard.count))
 
     def load_tf(batch_seed):
         crops, heatmaps, weights, teacher = tf.numpy_function(load, [batch_seed], [tf.float32] * 4)
-        crops.set_shape((batch, h, w, 3))
-        heatmaps.set_shape((batch, hh, hw, k))
-        weights.set_shape((batch, k))
-        teacher.set_shape((batch, hh, hw, k))
+        crops.set_shape((share, h, w, 3))
+        heatmaps.set_shape((share, hh, hw, k))
+        weights.set_shape((share, k))
+        teacher.set_shape((share, hh, hw, k))
         return crops, {"heatmaps": heatmaps, "weights": weights, "teacher_heatmaps": teacher}
 
-    seeds = tf.data.Dataset.random(seed=seed).map(lambda s: s % (2**31))
-    return seeds.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    key = tf.constant([seed, 1], tf.int64)
+    seeds = tf.data.Dataset.range(shard.first_batch, np.iinfo(np.int64).max).map(
+        lambda i: tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(key, i), minval=0,
+                                              maxval=SEED_RANGE, dtype=tf.int64))
+    ds = seeds.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE)
+    if out_batch < share:
+        ds = ds.rebatch(out_batch, drop_remainder=True)      # several replicas on each worker
+    return (sharded_here(ds) if shard.count > 1 else ds).prefetch(2)
+
+
+def wait_for_view_cache(folder: Path, poll_s: float = 2.0) -> ViewCache:
+    """The complete cache in ``folder``, once another process (a multi-worker run's chief) has finished it."""
+    folder = Path(folder)
+    announced = False
+    while (cache := open_view_cache(folder)) is None:
+        if not announced:
+            print(f"    waiting for the chief to finish the teacher views in {folder}", flush=True)
+            announced = True
+        time.sleep(poll_s)
+    return cache

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Literal, Sequence
 
 from tfpose._keras import keras
-from tfpose.models.blocks import StrideBudget, conv_bn, inverted_residual, make_divisible
+from tfpose.models.blocks import BN, StrideBudget, conv_bn, inverted_residual, make_divisible
 from tfpose.models.heads import Head, encoder_with_head
 from tfpose.models.registry import register
 
@@ -73,7 +73,13 @@ def applications_encoder(family: str, inputs, width: float):
     build = {"mobilenetv1": keras.applications.MobileNet, "mobilenetv2": keras.applications.MobileNetV2}[family]
     with warnings.catch_warnings():   # "input size not in [96, ..., 224]": the weights come later, by name
         warnings.simplefilter("ignore")
-        return build(input_tensor=inputs, alpha=width, include_top=False, weights=None)
+        encoder = build(input_tensor=inputs, alpha=width, include_top=False, weights=None)
+    # The applications' BatchNorm momentum, 0.999, leaves a quarter of the initial moving statistics in place
+    # after a thousand steps: a student trained from scratch for minutes would infer with the wrong ones.
+    for layer in encoder.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN["momentum"]
+    return encoder
 
 
 def _mobilenet_student(family: str, input_size, num_keypoints: int, width: float, head: ApplicationHead,
