@@ -34,10 +34,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
+from benchmarks._sections import publish  # noqa: E402
+from tfpose.artifacts import write_json  # noqa: E402
+
 CONFIG = ROOT / "configs/default_student_gpu.yaml"
 DATA = ROOT.parent / "shared/data/coco-mini-train"
 TEACHER = ROOT.parent / "shared/models/movenet-thunder-teacher"
 SECTION = "input_throughput"
+RAW = ROOT / "runs/bench_input_throughput.json"    # every measuring run's numbers
 WARMUP = 3                  # batches read before the clock starts: the prefetch buffer is drained by then
 
 
@@ -97,7 +101,8 @@ def child_pipeline(cores: list[int], batches: int, barrier: Path | None, workers
 
 
 def child_ops(repeats: int) -> dict:
-    """Milliseconds per crop of each step of a teacher-view sample on 1 core, and TensorFlow ops for the same."""
+    """CPU milliseconds per crop of each step of a teacher-view sample on 1 core, and of TensorFlow ops for the
+    same."""
     _pin([0])
     import cv2
     import numpy as np
@@ -177,10 +182,10 @@ def child_ops(repeats: int) -> dict:
         op(0)
         runs = []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = time.process_time()        # CPU time: what other work on the shared core takes is not counted
             for i in range(len(chosen)):
                 op(i)
-            runs.append((time.perf_counter() - start) / len(chosen) * 1000)
+            runs.append((time.process_time() - start) / len(chosen) * 1000)
         result[name] = statistics.median(runs)
     photo = np.median([im.shape[0] * im.shape[1] for im in images]) / 1e6
     crop_share = np.median([int(wn[2]) * int(wn[3]) / (im.shape[0] * im.shape[1]) for wn, im in zip(windows, images)])
@@ -281,13 +286,17 @@ def report(runs: dict, ops: dict, gpu: dict, batches: int, repeats: int) -> str:
     lines += [
         "",
         f"On the wall clock, two cores gave {two / one:.2f}x one core in one process and {procs / one:.2f}x as two "
-        "processes, on cores that other work also wanted. The CPU cost of a crop is the steadier figure: "
+        "processes, on cores that other work also wanted. "
+        + (f"One process kept its two cores {med(SETTINGS[1], 'utilisation'):.0%} busy where one process on one "
+           f"core kept it {med(SETTINGS[0], 'utilisation'):.0%} busy: the `tf.numpy_function` calls take turns on "
+           "Python's interpreter lock, so a second core does little for one process, and the lever is more "
+           "processes. " if med(SETTINGS[1], "utilisation") < 0.75 * med(SETTINGS[0], "utilisation") else "")
+        + "The CPU cost of a crop is the steadier figure: "
         f"{1000 / med(SETTINGS[0], 'crops_per_cpu_s'):.1f} ms of CPU in one process on one core, "
-        f"{1000 / med(SETTINGS[1], 'crops_per_cpu_s'):.1f} ms on two (threads handing the interpreter lock to "
-        f"each other), {1000 / per_core:.1f} ms in each of two processes. Projected from the last, "
-        f"{per_core:.0f} crops/s per core, for cores that do nothing else (separate input processes, e.g. one per "
-        "worker or tf.data service workers; one process's threads share one interpreter lock, and many cores "
-        "share memory bandwidth, so read these as upper bounds):",
+        f"{1000 / med(SETTINGS[1], 'crops_per_cpu_s'):.1f} ms on two, {1000 / per_core:.1f} ms in each of two "
+        f"processes. Projected from the last, {per_core:.0f} crops/s per core, for cores that do nothing else, "
+        "each in its own input process (e.g. tf.data service workers; many cores also share memory bandwidth, so "
+        "read these as upper bounds):",
         "",
         "| cores | 1 | 2 | 4 | 8 | 16 | 32 | 64 |",
         "|---|---|---|---|---|---|---|---|",
@@ -310,12 +319,12 @@ def report(runs: dict, ops: dict, gpu: dict, batches: int, repeats: int) -> str:
         "",
         "(10 TFLOP/s is about what a T4-class card sustains on a small convnet, 40 about a V100/A100 at a fraction "
         "of its tensor peak; a measured figure belongs here once a GPU is at hand.) So the numpy-function pipeline "
-        f"needs {min(needed):.0f} to {max(needed):.0f} cores that do nothing else to keep one such GPU busy, more "
-        "than a machine usually has per GPU. Where a "
+        f"needs {min(needed):.0f} to {max(needed):.0f} cores that do nothing else, in as many processes, to keep "
+        "one such GPU busy; in one process, as `tfpose` trains today, it stays near one core's rate. Where a "
         f"crop's time goes on 1 core (median of {repeats} passes over 48 persons; photos of "
         f"{ops['median_photo_mpix']:.2f} Mpixel median, of which a student crop reads {ops['median_window_share']:.0%}):",
         "",
-        "| operation | ms per crop |",
+        "| operation | CPU ms per crop |",
         "|---|---|",
     ]
     lines += [f"| {name} | {ms:.2f} |" for name, ms in ops["ms_per_crop"].items()]
@@ -325,18 +334,21 @@ def report(runs: dict, ops: dict, gpu: dict, batches: int, repeats: int) -> str:
     decodes = {name: ms for name, ms in m.items() if name.startswith("decode")}
     fastest = min(decodes, key=decodes.get)
     cv_warp, tf_warp = m["warp the 192x256 student crop (OpenCV)"], m["warp it (tf ImageProjectiveTransformV3)"]
+    cv_full = m["decode from memory (OpenCV, BGR to RGB)"]
     lines += [
         "",
         f"What measures faster, from that table: reading and decoding the photo is {2 * read / whole:.0%} of a "
         f"teacher-view sample ({whole:.1f} ms), because the recipe decodes each photo twice (`TeacherViewSampler` "
-        f"reads it again for the teacher's view): reusing the decoded photo would save {read:.1f} ms a crop, about "
-        f"{read / whole:.0%} of the pipeline's work. The fastest decode here is \"{fastest}\" "
-        f"({decodes[fastest]:.1f} ms against {m['decode from memory (OpenCV, BGR to RGB)']:.1f} ms for OpenCV's full "
-        f"decode). TensorFlow's warp ({tf_warp:.1f} ms) is {tf_warp / cv_warp:.0f}x slower than OpenCV's "
-        f"({cv_warp:.2f} ms), so moving decode and warp into tf.data ops would not make a crop cheaper; what they "
-        "would buy is freedom from the interpreter lock, which the 2-process row prices. Past that, one GPU needs "
-        "more CPU than one machine has for it: tf.data service workers on other machines, or the teacher-view cache "
-        "(`distill.teacher_views`), whose batches are memory-mapped reads with no decode or warp.",
+        f"reads it again for the teacher's view): decoding it once would save {read:.1f} ms a crop, "
+        f"{read / whole:.0%} of the work. Of the decoders, \"{fastest}\" is the fastest ({decodes[fastest]:.1f} ms "
+        f"against {cv_full:.1f} ms for OpenCV's full decode, {decodes[fastest] / cv_full:.0%}; for both views it "
+        "would read the teacher's larger square window). TensorFlow's warp, though, costs "
+        f"{tf_warp / cv_warp:.0f}x OpenCV's ({tf_warp:.1f} against {cv_warp:.2f} ms), so moving the whole crop into "
+        "tf.data ops would make it dearer, not cheaper. What would pay: decode once, and only the window; keep "
+        "OpenCV's warp; and run the Python part in several processes (the 2-process row), since one process is "
+        "held near one core. Past that, a GPU needs more CPU than one machine has for it: tf.data service workers "
+        "on other machines, or the teacher-view cache (`distill.teacher_views`), whose batches are memory-mapped "
+        "reads with no decode and no warp.",
         "",
         "```bash",
         f"python benchmarks/input_throughput.py --repeats {repeats} --batches {batches} --write",
@@ -352,6 +364,7 @@ def main() -> None:
     parser.add_argument("--gpu-tflops", type=float, nargs="+", default=[10.0, 40.0],
                         help="assumed sustained GPU throughputs for the estimate")
     parser.add_argument("--write", action="store_true", help=f"replace the {SECTION} section of BENCHMARKS.md")
+    parser.add_argument("--from-raw", default=None, help=f"report the raw measurements of an earlier run ({RAW})")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--cores", default="0", help=argparse.SUPPRESS)
     parser.add_argument("--barrier", default=None, help=argparse.SUPPRESS)
@@ -366,15 +379,20 @@ def main() -> None:
             result = child_ops(int(rest[0]))
         print(json.dumps(result))
         return
-    if not DATA.is_dir() or not TEACHER.is_dir():
-        raise SystemExit(f"needs {DATA} and {TEACHER} (../shared beside the project)")
-    rates = measure(args.batches, args.repeats)
-    ops = _result(_run_child(["ops", str(args.repeats)], [0]))
-    _pin([0])
-    gpu = gpu_estimate(args.gpu_tflops)
-    from benchmarks._sections import publish
-
-    publish(SECTION, report(rates, ops, gpu, args.batches, args.repeats), args.write)
+    if args.from_raw:         # the section again from a measuring run's numbers (its text, not its figures, changed)
+        raw = json.loads(Path(args.from_raw).read_text())
+    else:
+        if not DATA.is_dir() or not TEACHER.is_dir():
+            raise SystemExit(f"needs {DATA} and {TEACHER} (../shared beside the project)")
+        raw = {"runs": measure(args.batches, args.repeats), "ops": _result(_run_child(["ops", str(args.repeats)], [0])),
+               "batches": args.batches, "repeats": args.repeats}
+        _pin([0])
+        raw["gpu"] = gpu_estimate(args.gpu_tflops)
+        RAW.parent.mkdir(parents=True, exist_ok=True)
+        write_json(RAW, raw)
+        print(f"raw measurements in {RAW}")
+    raw["gpu"]["crops_per_s"] = {float(k): v for k, v in raw["gpu"]["crops_per_s"].items()}
+    publish(SECTION, report(raw["runs"], raw["ops"], raw["gpu"], raw["batches"], raw["repeats"]), args.write)
 
 
 if __name__ == "__main__":

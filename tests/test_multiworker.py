@@ -94,6 +94,16 @@ def test_the_parts_of_a_cached_view_batch_make_up_the_whole_batch(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="equal parts"):
         view_cache.draw_batch(cache, CODEC, FLIP, p, 8, 0.2, seed=11, part=(0, 3))
+    # the stream: two workers with two replicas each, in batches of 2, read global batch 1 of the whole stream
+    from tfpose.data.pipeline import Shard
+
+    def stream(shard, count):
+        return [images.numpy() for images, _ in view_cache.cached_view_dataset(
+            cache, CODEC, FLIP, p, 8, 0.2, seed=3, shard=shard).take(count)]
+    single = stream(Shard(0, 1, 1), 1)[0]
+    quarters = [q for w in range(2) for q in stream(Shard(w, 2, 1, batch=2), 2)]
+    assert [q.shape[0] for q in quarters] == [2] * 4
+    np.testing.assert_array_equal(np.concatenate(quarters), single)
 
 
 # ---------------------------------------------------------------------------------------------------------------
