@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._sections import publish  # noqa: E402
 from tfpose import pipeline as p  # noqa: E402
+from tfpose.artifacts import write_json  # noqa: E402
 from tfpose.config import load_config  # noqa: E402
 from tfpose.data.transforms import apply_matrix, invert_matrix  # noqa: E402
 from tfpose.evaluation import Predictions, score_predictions  # noqa: E402
@@ -106,7 +106,7 @@ def main() -> None:
     for r in gt_rows:
         print(f"{r['case']}: AP {r['AP']:.3f}, mean OKS {r['mean_OKS']:.3f}", flush=True)
     runs = [scaled_run(cfg, scale, out) for scale in args.scales]
-    (out / "limits.json").write_text(json.dumps({"ground_truth": gt_rows, "runs": runs}, indent=1))
+    write_json(out / "limits.json", {"ground_truth": gt_rows, "runs": runs})
     command = "python benchmarks/quickstart_limits.py " + " ".join(sys.argv[1:])
     publish("quickstart_limits", section(args.config, command.strip(), gt_rows, area_ratio(ctx.val), runs),
             args.write)
