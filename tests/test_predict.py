@@ -117,7 +117,7 @@ def test_predict_bad_input_is_a_clear_error_with_exit_2(tiny_export, tmp_path, c
     for args, named in cases:
         assert main(["predict", *args, "--out", str(tmp_path / "out"), "--detector", "frame"]) == 2, args
         err = capsys.readouterr().err
-        assert named in err and err.startswith("error:"), err
+        assert named in err and err.strip().splitlines()[-1].startswith("error:"), err
     assert not (tmp_path / "out" / "keypoints.json").exists()
 
 
@@ -137,16 +137,24 @@ def test_tracker_links_overlapping_boxes_and_starts_new_tracks():
     assert box_iou([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(50 / 150)
 
 
-def test_detector_choice_falls_back_to_the_whole_frame_where_opencv_has_no_hog(monkeypatch, tmp_path):
+def test_box_source_choice_file_beats_detector_and_frame_is_the_whole_frame(tmp_path, tiny_export):
     import tfpose.predict as predict_module
-    from tfpose.errors import TfposeError
+    from tfpose.errors import InputError
 
-    monkeypatch.setattr(predict_module, "hog_available", lambda: False)
-    detect, name = predict_module.make_detector(None, "auto", 0.0)
-    assert name == "frame" and detect(0, "a.jpg", np.zeros((30, 40, 3), np.uint8)) == [([0.0, 0.0, 40.0, 30.0], 1.0)]
-    with pytest.raises(TfposeError, match="--detector frame"):
-        predict_module.make_detector(None, "hog", 0.0)
+    source, name = predict_module.make_box_source(None, "frame", tiny_export["path"], 0.0)
+    assert name == "frame" and source(0, "a.jpg", np.zeros((30, 40, 3), np.uint8)) == [([0.0, 0.0, 40.0, 30.0], 1.0)]
     det_file = tmp_path / "d.json"
     det_file.write_text(json.dumps([{"file_name": "a.jpg", "bbox": [1, 2, 3, 4], "score": 0.5}]))
-    detect, name = predict_module.make_detector(det_file, "hog", 0.0)   # a detection file beats any detector
-    assert name == "file" and detect(7, "a.jpg", None) == [([1.0, 2.0, 3.0, 4.0], 0.5)]
+    source, name = predict_module.make_box_source(det_file, "frame", tiny_export["path"], 0.0)
+    assert name == "file" and source(7, "a.jpg", None) == [([1.0, 2.0, 3.0, 4.0], 0.5)]
+    lonely = tmp_path / "lonely" / "model.tflite"
+    lonely.parent.mkdir()
+    lonely.write_bytes(tiny_export["path"].read_bytes())
+    assert predict_module.default_detector(lonely) == predict_module.REPOSITORY_ASSETS / "detector.tflite"
+    original = predict_module.REPOSITORY_ASSETS
+    try:
+        predict_module.REPOSITORY_ASSETS = tmp_path / "nowhere"
+        with pytest.raises(InputError, match="--detector FILE"):
+            predict_module.default_detector(lonely)
+    finally:
+        predict_module.REPOSITORY_ASSETS = original

@@ -60,16 +60,18 @@ class TFLiteModel:
         try:
             self.interpreter = module.Interpreter(**kwargs)
             self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
+            inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        except (ValueError, RuntimeError) as e:   # ValueError: a damaged tensor name too (UnicodeDecodeError)
             raise InputError(f"not a loadable TFLite model ({e})", path=self.path) from None
         self.num_threads = num_threads
         self.xnnpack = xnnpack
-        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
-        if len(inputs) != 1:
-            raise InputError(f"expected one input tensor, found {len(inputs)}", path=self.path)
-        self._in, self._out = inputs[0], outputs[0]
+        if len(inputs) != 1 or not outputs:
+            raise InputError(f"expected one input tensor and an output, found {len(inputs)} and {len(outputs)}",
+                             path=self.path)
+        self._in, self._out, self._outs = inputs[0], outputs[0], outputs
         self.input = _info(self._in)
         self.output = _info(self._out)
+        self.outputs = [_info(o) for o in outputs]
         if len(self.input.shape) != 4 or self.input.shape[0] != 1 or self.input.shape[-1] != 3:
             raise InputError(f"input shape {list(self.input.shape)} is not an image batch of one, [1, H, W, 3]",
                              path=self.path)
@@ -109,6 +111,14 @@ class TFLiteModel:
         self.interpreter.invoke()
         return self.dequantize_output(self.interpreter.get_tensor(self._out["index"]))[0]
 
+    def run_all(self, image: np.ndarray) -> list[np.ndarray]:
+        """One input (H, W, 3) -> every output tensor without its batch axis, dequantized to float32, in the
+        model's output order (a detector's scores and box bins, say)."""
+        self.interpreter.set_tensor(self._in["index"], self.quantize_input(image[None]))
+        self.interpreter.invoke()
+        return [_dequantize(self.interpreter.get_tensor(d["index"]), info)[0]
+                for d, info in zip(self._outs, self.outputs)]
+
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, ...) float32; the model's batch is 1, so crops run one by one."""
         if crops.shape[1:3] != self.input.shape[1:3]:
@@ -125,10 +135,13 @@ class TFLiteModel:
         return pixels.astype(info.dtype)
 
     def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
-        info = self.output
-        if info.quantized:
-            return (raw.astype(np.float32) - info.zero_point) * info.scale
-        return raw.astype(np.float32)
+        return _dequantize(raw, self.output)
+
+
+def _dequantize(raw: np.ndarray, info: TensorInfo) -> np.ndarray:
+    if info.quantized:
+        return (raw.astype(np.float32) - info.zero_point) * info.scale
+    return raw.astype(np.float32)
 
 
 def _info(detail: dict) -> TensorInfo:

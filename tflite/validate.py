@@ -28,9 +28,11 @@ from tflite.adapters import HeatmapAdapter, KeypointAdapter, PoseAdapter, load_a
 from tflite.benchmark import benchmark, peak_rss_mb
 from tflite.benchmark import to_markdown as latency_markdown
 from tflite.runtime import TFLiteModel
+from tflite.whole_images import (detector_markdown, detector_report, is_multipose, whole_image_markdown,
+                                 whole_image_report)
 from tfpose.artifacts import write_bytes, write_json, write_text
 from tfpose.codec import HeatmapCodec
-from tfpose.errors import InputError, TfposeError
+from tfpose.errors import InputError, TfposeError, error_line
 from tfpose.evaluation import EvalSet, Predictions, gap_cells, load_eval_set
 from tfpose.skeleton import Skeleton
 from tfpose.visualize import contact_sheet, draw_skeleton, plot_accuracy_latency
@@ -120,7 +122,7 @@ def validate(model_path: str | Path, annotations: str | Path | None = None, imag
              detections: str | Path | None = None, det_min_score: float = 0.0, oks_nms: float | None = None,
              split: str = "all", val_fraction: float = 0.3, split_seed: int = 0, min_keypoints: int = 1,
              runtime: str | None = None, peer_padding: float | None = None, isolate: bool = True,
-             extra_sets: tuple = ()) -> dict:
+             extra_sets: tuple = (), detector: str | Path | None = None, det_box_score: float = 0.1) -> dict:
     """Run every check that has its inputs on ``model_path`` and each of ``peers``; return the report and, with
     ``out_dir``, write report.json, report.md, the overlays, the scored results and the accuracy-vs-latency plot.
 
@@ -129,9 +131,20 @@ def validate(model_path: str | Path, annotations: str | Path | None = None, imag
     extra_sets: (name, annotations, images) of more COCO-format sets, every model scored on each too (accuracy
     only), in ``report["sets"]`` beside the main one; with peers, every set gets the paired gaps of the model
     against each peer (``tfpose.evaluation.paired_gaps``).
+    detector: a person detector .tflite: also score keypoint AP on whole images by the COCO protocol (detector +
+    each pose model, and each whole-image peer such as MoveNet MultiPose) in ``report["whole_image"]``, from boxes
+    scoring at least ``det_box_score``. A detector as ``model_path`` is validated as a detector (box AP, recall).
     """
     threads = tuple(threads)
     xnnpack = (bool(xnnpack),) if isinstance(xnnpack, (bool, int)) else tuple(xnnpack)
+    if _is_detector(model_path):
+        return validate_detectors([model_path, *peers], annotations, images, out_dir, threads, warmup, runs, xnnpack,
+                                  split, val_fraction, split_seed, runtime, isolate)
+    multipose = [p for p in peers if is_multipose(p)]
+    if multipose and detector is None:
+        raise InputError("a whole-image peer (MoveNet MultiPose) is compared on whole images: pass --detector",
+                         path=multipose[0])
+    peers = [p for p in peers if p not in multipose]
     adapters = [load_adapter(p, max(threads), xnnpack[0], runtime, peer_padding) for p in [model_path, *peers]]
     eval_set = None
     if annotations is not None:
@@ -186,9 +199,45 @@ def validate(model_path: str | Path, annotations: str | Path | None = None, imag
                                                      "comparison": report["sets"][name]["comparison"],
                                                      "machine": machine, "dataset": extra.describe(), "split": "all"},
                               adapters, set_preds, extra, overlays, summary=False)
+    if detector is not None:
+        if eval_set is None or eval_set.kind != "coco":
+            raise InputError("--detector needs COCO keypoint --annotations (the people to find)")
+        report["whole_image"] = whole_image_report(detector, adapters, multipose, eval_set.dataset, min(threads),
+                                                   runtime, det_box_score)
     report["peak_rss_mb"] = peak_rss_mb()
     if out_dir is not None:
         write_outputs(Path(out_dir), report, adapters, all_preds, eval_set, overlays)
+    return report
+
+
+def _is_detector(path) -> bool:
+    from tflite import metadata as tfl_metadata
+    from tflite.detector import DETECTOR_FORMAT
+
+    meta = tfl_metadata.find(path)
+    return meta is not None and meta.get("format") == DETECTOR_FORMAT
+
+
+def validate_detectors(paths: list, annotations, images, out_dir, threads, warmup: int, runs: int, xnnpack, split: str,
+                       val_fraction: float, split_seed: int, runtime, isolate: bool) -> dict:
+    """A person detector's report: its box accuracy and latency, and its peers' (e.g. its float version)."""
+    if annotations is None or images is None:
+        raise InputError("a person detector is validated on COCO --annotations and --images (the people to find)")
+    eval_set = load_eval_set(annotations, images, split=split, val_fraction=val_fraction, split_seed=split_seed)
+    if eval_set.kind != "coco":
+        raise InputError("a person detector is validated on COCO annotations", path=annotations)
+    detection = detector_report(paths, eval_set.dataset, threads, xnnpack, warmup, runs, runtime, isolate)
+    first = detection["entries"][0]
+    rows = [{"model": e["model"], **{k: e["detection"][k] for k in ("AP50", "AP", "recall", "precision")},
+             "ms": {str(lat["threads"]): lat["median_ms"] for lat in e["latency"] if lat["xnnpack"]}}
+            for e in detection["entries"]]
+    report = {"model": first["model"], "path": first["path"], "family": first["family"], "runtime": first["runtime"],
+              "size_bytes": first["size_bytes"], "machine": machine_info(), "detection": first["detection"],
+              "detectors": detection, "comparison": rows, "peak_rss_mb": peak_rss_mb(),
+              "dataset": {**eval_set.describe(), "split": split}}
+    if out_dir is not None:
+        write_json(Path(out_dir) / "report.json", report)
+        write_text(Path(out_dir) / "report.md", to_markdown(report))
     return report
 
 
@@ -308,6 +357,12 @@ def write_overlays(preds: Predictions, quality: np.ndarray, label: str, skeleton
 
 
 def to_markdown(report: dict) -> str:
+    if "detectors" in report:
+        m = report["machine"]
+        return "\n".join([f"# Validation of the person detector `{report['model']}`", "",
+                          f"- runtime: {report['runtime']} on {m['cpu']} ({m['arch']}, {m['cpus']} CPUs)",
+                          f"- data: {report['dataset']['annotations']}", "",
+                          *detector_markdown(report["detectors"])]) + "\n"
     m = report["machine"]
     load = "" if m["load_average_1min"] is None else f", load average {m['load_average_1min']:.1f}"
     lines = [f"# Validation of `{report['model']}`", "",
@@ -351,6 +406,8 @@ def to_markdown(report: dict) -> str:
             for peer, g in s["gaps"].items():
                 lines.append(f"| {peer} | " + " | ".join(gap_cells(g)) + " |")
             lines.append("")
+    if "whole_image" in report:
+        lines += whole_image_markdown(report["whole_image"])
     lines += [f"- {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -380,7 +437,9 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     parser.add_argument("model", help="the .tflite to validate (a tfpose export: its metadata says the rest)")
-    parser.add_argument("peers", nargs="*", help="other pose .tflite files to run on the same persons (e.g. MoveNet)")
+    parser.add_argument("peers", nargs="*", help="other .tflite files to run on the same persons (e.g. MoveNet), or "
+                        "on the same whole images (MoveNet MultiPose, with --detector); for a detector, other detectors")
+    parser.add_argument("--peer", action="append", default=[], help="one more peer (repeatable), as the positionals")
     data = parser.add_argument_group("accuracy")
     data.add_argument("--annotations", help="COCO person_keypoints JSON, or an MPII JSON list (PCKh)")
     data.add_argument("--images", help="folder of the images the annotations name")
@@ -388,6 +447,10 @@ def main(argv=None) -> int:
                       help="one more COCO-format set to score every model on (repeatable), e.g. PARSE's test half "
                            "from `python -m tfpose.data.lsp --format parse --split test --out parse_test.json`")
     data.add_argument("--detections", help="COCO detection results: score detected boxes instead of ground-truth ones")
+    data.add_argument("--detector", help="person detector .tflite: also score keypoint AP on whole images (COCO "
+                      "protocol) for detector + each pose model and for whole-image peers (MoveNet MultiPose)")
+    data.add_argument("--det-box-score", type=float, default=0.1,
+                      help="with --detector: the person boxes scoring at least this are posed")
     data.add_argument("--det-min-score", type=float, default=0.0, help="drop detections below this box score")
     data.add_argument("--oks-nms", type=float, metavar="THR", help="OKS NMS of detected poses (e.g. 0.9); default off")
     data.add_argument("--split", choices=("all", "train", "val"), default="all",
@@ -415,13 +478,15 @@ def main(argv=None) -> int:
     xnnpack = [False] if args.no_xnnpack else [x == "on" for x in args.xnnpack]
     try:
         report = validate(args.model, args.annotations, args.images, args.out, args.reference, tuple(args.threads),
-                          args.warmup, args.runs, args.overlays, xnnpack, peers=args.peers, detections=args.detections,
+                          args.warmup, args.runs, args.overlays, xnnpack, peers=[*args.peers, *args.peer],
+                          detections=args.detections,
                           det_min_score=args.det_min_score, oks_nms=args.oks_nms, split=args.split,
                           val_fraction=args.val_fraction, split_seed=args.split_seed, min_keypoints=args.min_keypoints,
                           runtime=args.runtime, peer_padding=args.peer_padding, isolate=not args.in_process,
-                          extra_sets=tuple(tuple(s) for s in args.extra_set))
-    except (TfposeError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
+                          extra_sets=tuple(tuple(s) for s in args.extra_set), detector=args.detector,
+                          det_box_score=args.det_box_score)
+    except (TfposeError, ImportError, OSError) as e:   # OSError: a file it could not read or write
+        print(error_line(e), file=sys.stderr)
         return 2
     print(to_markdown(report))
     return 0

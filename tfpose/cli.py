@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tfpose.errors import TfposeError
+from tfpose.errors import TfposeError, error_line
 
 
 def _config(args):
@@ -73,15 +73,31 @@ def cmd_export(args) -> None:
         print(f"    wrote {args.android_assets}")
 
 
+def cmd_prune(args) -> None:
+    from tfpose import pipeline as p
+    from tfpose.export import prune_and_save
+
+    flags = {"prune_target_gmacs": args.target_gmacs, "prune_channel_ratio": args.ratio,
+             "prune_criterion": args.criterion, "prune_allocation": args.allocation,
+             "prune_sparsity": args.sparsity, "finetune_steps": args.finetune_steps}
+    args.overrides = [*args.overrides, *(f"export.{k}={v}" for k, v in flags.items() if v is not None)]
+    ctx = p.make_context(_config(args), args.out)
+    student = p.load_keras(Path(args.model))
+    p.load_data(ctx)
+    path = prune_and_save(ctx, student, _export_teacher(ctx, args.teacher, p))
+    print(f"    wrote {path}")
+
+
 def _export_teacher(ctx, path, p):
     """The teacher that guides pruning / QAT fine-tuning: ``--teacher``, else the config's Keras or SavedModel
     teacher, else a trained teacher.keras in the run folder (refused when another config made it); None (ground
     truth alone) otherwise."""
     from tfpose.artifacts import stale_reason
     from tfpose.errors import InputError
+    from tfpose.export import prunes_channels
 
     e, t = ctx.cfg.export, ctx.cfg.teacher
-    if e.prune_sparsity <= 0 and e.quant != "qat-int8":
+    if e.prune_sparsity <= 0 and e.quant != "qat-int8" and not prunes_channels(e):
         return None
     if path:
         return p.load_keras(Path(path))
@@ -114,11 +130,11 @@ def cmd_models(args) -> None:
     print("GFLOPs = 2 x multiply-adds (Park et al.'s convention); GMACs = multiply-adds; batch 1, K = 17")
     print(f"{'model':22s} {'role':8s} {'input WxH':>9s} {'params M':>9s} {'GMACs':>7s} {'GFLOPs':>7s}  "
           f"{'paper (M / GFLOPs)':18s}  summary")
-    for spec in list_models():
+    for spec in list_models("all"):
         size = override or spec.input_size
         try:
             model = build_model(spec.name, 17, size)
-        except ValueError as e:
+        except (ValueError, InputError) as e:
             print(f"{spec.name:22s} {spec.role:8s} {'':>9s} skipped: {e}")
             continue
         macs, paper = count_macs(model), papers.get(spec.name)
@@ -131,7 +147,8 @@ def cmd_predict(args) -> None:
     from tfpose.predict import predict, summary_line
 
     result = predict(args.source, args.model, args.out, args.detections, args.detector, args.smooth,
-                     args.det_min_score, args.padding, args.threshold, args.threads, not args.no_overlays)
+                     args.det_min_score, args.padding, args.threshold, args.threads, not args.no_overlays,
+                     args.detect_every, args.annotations, args.max_frames)
     print(summary_line(result, args.out))
 
 
@@ -149,6 +166,50 @@ def cmd_validate(args) -> int:
     from tflite.validate import main as validate_main
 
     return validate_main(args.rest)
+
+
+def cmd_export_detector(args) -> None:
+    """NanoDet-m from its ONNX file -> Keras (registry model ``nanodet_m``) -> .tflite files with metadata."""
+    import hashlib
+
+    import numpy as np
+
+    from tfpose.data.video import list_images
+    from tfpose.detection import DetectorCodec
+    from tfpose.errors import InputError
+    from tfpose.export import detector_card, detector_squares, export_detector, write_detector_assets
+    from tfpose.models import build_model
+
+    onnx = Path(args.onnx)
+    model = build_model("nanodet_m", input_size=(args.input_size, args.input_size), onnx=str(onnx))
+    photos = list_images(Path(args.calibration))
+    if not photos:
+        raise InputError("no images to calibrate with", path=args.calibration)
+    rng = np.random.default_rng(args.seed)
+    picked = [photos[i] for i in sorted(rng.choice(len(photos), min(args.calibration_count, len(photos)),
+                                                   replace=False))]
+    print(f"    calibration: {len(picked)} photos of {args.calibration}, letterboxed to {args.input_size} px")
+    squares = detector_squares(picked, args.input_size)
+    codec = DetectorCodec(args.input_size)
+    source = {"upstream": "NanoDet-m (RangiLyu, github RangiLyu/nanodet), Apache-2.0",
+              "weights": onnx.name, "weights_sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(),
+              "calibration": {"folder": Path(args.calibration).name, "photos": len(picked), "seed": args.seed}}
+    out = Path(args.out)
+    paths = {}
+    for quant in args.quant:
+        paths[quant] = export_detector(model, out / f"detector_{args.input_size}_{quant}.tflite", codec, quant,
+                                       squares, squares[: args.reference_count], source)
+        print(f"    wrote {paths[quant]}")
+    if args.android_assets:
+        shipped = paths.get("int8") or next(iter(paths.values()))
+        report = Path(args.report) if args.report else None
+        card = detector_card(shipped, report)
+        notice = ("This folder's detector.tflite is made from NanoDet-m, Copyright 2020-2021 RangiLyu, licensed "
+                  "under the Apache License 2.0 (LICENSE-detector): its ONNX export's weights, rebuilt as a "
+                  "tf_keras model, converted to int8 TFLite and given tfpose metadata by `tfpose export-detector`.\n")
+        licence = Path(args.licence) if args.licence else onnx.parent / "LICENSE"
+        write_detector_assets(shipped, args.android_assets, card, licence, notice)
+        print(f"    wrote {args.android_assets}")
 
 
 def main(argv=None) -> int:
@@ -179,18 +240,45 @@ def main(argv=None) -> int:
     exp.add_argument("--teacher", help="Keras teacher guiding pruning / QAT (default: the config's teacher)")
     exp.add_argument("--android-assets", help="also write this Android assets folder")
     exp.add_argument("--android-readme", help="README text for the assets folder (default: from the metadata)")
+    prn = with_config("prune", cmd_prune, "remove whole channels (or weights) of a Keras student, then fine-tune it")
+    prn.add_argument("--model", required=True, help="student .keras file")
+    prn.add_argument("--target-gmacs", type=float, help="structured: remove channels down to this many GMACs")
+    prn.add_argument("--ratio", type=float, help="structured: keep this fraction of every channel group")
+    prn.add_argument("--criterion", choices=("fisher", "taylor", "magnitude", "bn", "random"),
+                     help="channel saliency (default fisher: on real batches, per MAC saved)")
+    prn.add_argument("--allocation", choices=("global", "uniform"), help="with --target-gmacs: across groups by "
+                     "saliency per MAC (global, default) or one keep ratio for every group (uniform)")
+    prn.add_argument("--sparsity", type=float, help="magnitude-prune weights to this sparsity (with or instead)")
+    prn.add_argument("--finetune-steps", type=int, help="fine-tuning batches after pruning")
+    prn.add_argument("--teacher", help="Keras teacher guiding saliency and fine-tuning (default: the config's)")
+    det = sub.add_parser("export-detector", help="import NanoDet-m from ONNX and convert it to .tflite person detectors")
+    det.add_argument("--onnx", required=True, help="the upstream NanoDet-m ONNX export")
+    det.add_argument("--input-size", type=int, default=416, help="the square input side (a multiple of 32)")
+    det.add_argument("--calibration", required=True, help="folder of real photos for int8 calibration")
+    det.add_argument("--calibration-count", type=int, default=100)
+    det.add_argument("--reference-count", type=int, default=8, help="letterboxed photos kept with Keras outputs")
+    det.add_argument("--seed", type=int, default=0, help="which calibration photos are drawn")
+    det.add_argument("--quant", nargs="+", choices=("int8", "float32"), default=["int8", "float32"])
+    det.add_argument("--out", default="runs/detector", help="folder for the .tflite files")
+    det.add_argument("--android-assets", help="also write the int8 detector into this Android assets folder")
+    det.add_argument("--report", help="the validator's report.json of this detector, quoted in its card")
+    det.add_argument("--licence", help="the upstream LICENSE to ship (default: LICENSE beside the ONNX file)")
+    det.set_defaults(fn=cmd_export_detector)
     models = sub.add_parser("models", help="list registered models with parameters and FLOPs")
     models.add_argument("--input-size", metavar="WxH", help="one input size for every model (default: each paper's)")
     models.set_defaults(fn=cmd_models)
     pred = sub.add_parser("predict", help="poses on an image, a folder of images or a video (writes overlays + JSON)")
-    pred.add_argument("source", help="an image, a folder of images, or a video file (.mp4, ...)")
+    pred.add_argument("source", help="an image, a folder of images, a video file (.mp4, ...) or a camera index (0)")
     pred.add_argument("--model", required=True, help="a tfpose .tflite (runs without TensorFlow) or a Keras .keras")
     pred.add_argument("--out", default="runs/predict", help="folder for keypoints.json and the overlays")
     pred.add_argument("--detections", help="COCO detection results JSON giving the person boxes per frame")
-    pred.add_argument("--detector", choices=("auto", "hog", "frame"), default="auto",
-                      help="without --detections: OpenCV's HOG people detector (auto: where OpenCV has it), "
-                           "or the whole frame as one person")
-    pred.add_argument("--det-min-score", type=float, default=0.0, help="drop detections below this score")
+    pred.add_argument("--detector", help="person detector .tflite (default: detector.tflite beside the model, else "
+                      "android_assets/), or 'frame': the whole frame is one person")
+    pred.add_argument("--det-min-score", type=float, default=0.3, help="drop person boxes below this score")
+    pred.add_argument("--detect-every", type=int, default=5, help="video and camera: run the detector every N frames "
+                      "(and when a track is lost); in between, crops follow the previous keypoints")
+    pred.add_argument("--annotations", help="COCO annotations: results.json takes each image's id by file name")
+    pred.add_argument("--max-frames", type=int, help="stop a camera stream after this many frames")
     pred.add_argument("--smooth", choices=("none", "one-euro"), default="none", help="temporal smoothing per track")
     pred.add_argument("--padding", type=float, help="box padding (default: the model's metadata, else 1.25)")
     pred.add_argument("--threshold", type=float, default=0.2, help="joints scoring under this are not drawn")
@@ -221,8 +309,8 @@ def main(argv=None) -> int:
         args.overrides = [*args.overrides, *strays]
     try:
         return int(args.fn(args) or 0)
-    except TfposeError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (TfposeError, OSError) as e:   # OSError: a file it could not read or write (a full disk, ...)
+        print(error_line(e), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)

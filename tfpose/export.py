@@ -13,7 +13,7 @@ import numpy as np
 from tflite import metadata as tfl_metadata
 from tflite.convert import convert
 from tfpose import __version__
-from tfpose.artifacts import atomic_path, atomic_paths, write_json, write_text
+from tfpose.artifacts import atomic_paths
 from tfpose.codec import HeatmapCodec
 from tfpose.config import ExportConfig
 from tfpose.errors import InputError
@@ -28,7 +28,14 @@ def export_name(cfg: ExportConfig) -> str:
     sparse = f"_sparse{round(100 * cfg.prune_sparsity)}" if cfg.prune_sparsity > 0 else ""
     floats = f"_float{cfg.float_layers}" if cfg.float_layers > 0 and cfg.quant.endswith("int8") else ""
     decode = "_keypoints" if cfg.decode == "keypoints" else ""
-    return f"student_{cfg.quant}{sparse}{floats}{decode}.tflite"
+    channels = (f"_channels-{cfg.prune_target_gmacs:g}gmac" if cfg.prune_target_gmacs > 0 else
+                f"_channels-r{cfg.prune_channel_ratio:g}" if cfg.prune_channel_ratio < 1 else "")
+    return f"student_{cfg.quant}{channels}{sparse}{floats}{decode}.tflite"
+
+
+def prunes_channels(cfg: ExportConfig) -> bool:
+    """Whether the export removes whole channels (``tfpose.structured_prune``) first."""
+    return cfg.prune_target_gmacs > 0 or cfg.prune_channel_ratio < 1
 
 
 def graph_codec(codec: HeatmapCodec, cfg: ExportConfig) -> HeatmapCodec:
@@ -129,14 +136,17 @@ def check_model_fits(model, codec: HeatmapCodec, skeleton: Skeleton) -> None:
                          f"codec.stride {codec.stride} gives {(hh, hw)}", field="codec.stride")
 
 
-def compress_student(ctx, student, teacher=None):
-    """Prune and/or QAT-train ``student`` as ``ctx.cfg.export`` asks, fine-tuning on the training crops through the
-    Distiller (``teacher`` guiding when given). Returns (model to convert, metadata entries)."""
+def compress_student(ctx, student, teacher=None, quantize: bool = True):
+    """Prune channels, prune weights and/or QAT-train ``student`` (QAT only with ``quantize``) as ``ctx.cfg.export``
+    asks, fine-tuning on the training crops through the Distiller (``teacher`` guiding when given). Returns (model
+    to convert, metadata entries)."""
     e = ctx.cfg.export
-    if e.prune_sparsity <= 0 and e.quant != "qat-int8":
+    if e.prune_sparsity <= 0 and not (quantize and e.quant == "qat-int8") and not prunes_channels(e):
         return student, {}
     data = _finetune_data(ctx, teacher, e.finetune_batch_size)
     alpha, notes = ctx.cfg.distill.alpha, {}
+    if prunes_channels(e):
+        student, notes["channel_pruning"] = prune_channels(ctx, student, data, teacher)
     if e.prune_sparsity > 0:
         from tfpose.prune import choose_layers, prune
 
@@ -148,7 +158,7 @@ def compress_student(ctx, student, teacher=None):
                             "dense_layers": result.dense_layers, "finetune_steps": e.finetune_steps,
                             "block": e.prune_block, "layers": result.layers}
         print(f"    pruned to {result.sparsity:.3f} sparsity over {len(result.layers)} layers")
-    if e.quant == "qat-int8":
+    if quantize and e.quant == "qat-int8":
         from tfpose.quantize import quantization_aware_training
 
         student = quantization_aware_training(student, data, e.finetune_steps, teacher, alpha,
@@ -157,6 +167,45 @@ def compress_student(ctx, student, teacher=None):
         notes["qat"] = {"finetune_steps": e.finetune_steps, "preserve_sparsity": e.prune_sparsity > 0}
         print(f"    quantization-aware training: {e.finetune_steps} steps")
     return student, notes
+
+
+def prune_channels(ctx, student, data, teacher=None):
+    """Remove whole channels of ``student`` as ``ctx.cfg.export`` asks (saliency on ``data``, the fine-tuning
+    batches), then fine-tune the narrower model through the Distiller. Returns (model, metadata entry)."""
+    from tfpose.finetune import finetune
+    from tfpose.structured_prune import structured_prune
+
+    e, d = ctx.cfg.export, ctx.cfg.distill
+    try:
+        result = structured_prune(student, e.prune_target_gmacs * 1e9 if e.prune_target_gmacs > 0 else None,
+                                  e.prune_channel_ratio if e.prune_channel_ratio < 1 else None, e.prune_criterion,
+                                  e.prune_allocation, data, e.prune_saliency_batches, teacher, d.alpha,
+                                  d.heatmap_loss, e.prune_divisor)
+    except ValueError as err:
+        field = "export.prune_target_gmacs" if e.prune_target_gmacs > 0 else "export.prune_channel_ratio"
+        raise InputError(str(err), field=field) from None
+    model = finetune(result.model, data, e.finetune_steps, teacher, d.alpha, e.finetune_learning_rate,
+                     heatmap_loss=d.heatmap_loss)
+    print(f"    channels pruned ({result.criterion}, {result.allocation}): {result.macs_before / 1e9:.3f} -> "
+          f"{result.macs_after / 1e9:.3f} GMAC, then {e.finetune_steps} fine-tuning steps")
+    return model, {**result.summary(), "finetune_steps": e.finetune_steps}
+
+
+def prune_and_save(ctx, student, teacher=None) -> Path:
+    """``tfpose prune``: remove channels and/or weights of ``student`` as ``ctx.cfg.export`` asks, fine-tuned, and
+    write ``student_pruned.keras`` with ``student_pruned.json`` (what was removed; MACs before and after) as a set."""
+    import json
+
+    e = ctx.cfg.export
+    if not prunes_channels(e) and e.prune_sparsity <= 0:
+        raise InputError("nothing to prune: give a MAC target, a channel ratio or a sparsity",
+                         field="export.prune_target_gmacs")
+    model, notes = compress_student(ctx, student, teacher, quantize=False)
+    path = ctx.out / "student_pruned.keras"
+    with atomic_paths(path.with_suffix(".json"), path) as (tmp_notes, tmp_model):
+        tmp_notes.write_text(json.dumps(notes, indent=2) + "\n")
+        model.save(tmp_model)
+    return path
 
 
 def _finetune_data(ctx, teacher, batch: int):
@@ -181,20 +230,29 @@ def _finetune_data(ctx, teacher, batch: int):
 
 
 def write_android_assets(tflite_path: str | Path, out_dir: str | Path, readme: str | None = None) -> Path:
-    """model.tflite, labels.txt, metadata.json and README.md for an app; written to a temporary folder first.
-    readme: the README text; default: ``asset_readme`` of the model's metadata."""
-    tflite_path = Path(tflite_path)
+    """model.tflite, labels.txt, metadata.json and README.md for an app, written as one set into ``out_dir``; the
+    person detector's files there (``write_detector_assets``) stay. readme: the README text; default:
+    ``asset_readme`` of the model's metadata."""
+    import json
+
+    tflite_path, out_dir = Path(tflite_path), Path(out_dir)
     meta = tfl_metadata.read(tflite_path)
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir(parents=True)
-        shutil.copyfile(tflite_path, tmp / "model.tflite")
-        reference = tflite_path.with_suffix(".reference.npz")
-        if reference.is_file():
-            shutil.copyfile(reference, tmp / "model.reference.npz")
-        write_text(tmp / "labels.txt", "\n".join(meta["keypoints"]) + "\n")
-        write_json(tmp / "metadata.json", meta)
-        write_text(tmp / "README.md", readme if readme is not None else asset_readme(meta))
-    return Path(out_dir)
+    reference = tflite_path.with_suffix(".reference.npz")
+    texts = {"labels.txt": "\n".join(meta["keypoints"]) + "\n", "metadata.json": json.dumps(meta, indent=2) + "\n",
+             "README.md": readme if readme is not None else asset_readme(meta)}
+    copies = {"model.reference.npz": reference} if reference.is_file() else {}
+    copies["model.tflite"] = tflite_path
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not reference.is_file():
+        (out_dir / "model.reference.npz").unlink(missing_ok=True)   # an old model's reference would mislead
+    names = [*texts, *copies]
+    with atomic_paths(*(out_dir / n for n in names)) as tmps:
+        for tmp, name in zip(tmps, names):
+            if name in copies:
+                shutil.copyfile(copies[name], tmp)
+            else:
+                tmp.write_text(texts[name])
+    return out_dir
 
 
 def asset_readme(meta: dict) -> str:
@@ -223,3 +281,118 @@ def asset_readme(meta: dict) -> str:
     lines += ["- pixel convention: pixel i is centred at coordinate i (OpenCV warpAffine)",
               "- `model.reference.npz`: crops and the Keras model's outputs, for a parity check on the device", ""]
     return "\n".join(lines)
+
+
+# -- person detectors ----------------------------------------------------------------------------------------------
+DETECTOR_NORMALISATION = ("inside the model: raw RGB pixels 0..255 of the letterboxed square in; the graph reorders "
+                          "them to BGR and applies NanoDet's (x - mean) / std")
+
+
+def detector_squares(images: list[Path], side: int) -> np.ndarray:
+    """(N, S, S, 3) uint8: every photo letterboxed as the detector reads it (calibration and reference inputs)."""
+    from tfpose.data.images import read_rgb
+    from tfpose.detection import letterbox
+
+    return np.stack([letterbox(read_rgb(p), side)[0] for p in images])
+
+
+def export_detector(model, out_path: str | Path, codec, quant: str, calibration: np.ndarray,
+                    reference: np.ndarray, metadata: dict | None = None) -> Path:
+    """Write a person detector ``out_path`` (.tflite, metadata inside) and ``out_path.reference.npz`` (the Keras
+    outputs on ``reference`` squares, with the .tflite's sha256) together, as ``export_tflite`` does for pose.
+
+    codec: ``tfpose.detection.DetectorCodec``; calibration, reference: (N, S, S, 3) uint8 letterboxed photos.
+    int8 is full integer (uint8 pixels in, int8 scores and bins out, each with its own scale).
+    """
+    from tflite.detector import DETECTOR_FORMAT
+    from tfpose._keras import tf
+
+    out_path = Path(out_path)
+    side = codec.input_size
+    if tuple(model.input_shape[1:]) != (side, side, 3) or len(model.outputs) != 2:
+        raise InputError(f"model {model.name} is not a detector of {side} x {side} pixels with scores and distance "
+                         f"bins ({model.input_shape} -> {len(model.outputs)} outputs)", field="detector.input_size")
+    model_bytes = convert(model, quant, calibration if quant == "int8" else None, "uint8", "int8")
+    interpreter = tf.lite.Interpreter(model_content=model_bytes)
+    meta = {"format": DETECTOR_FORMAT, "tfpose_version": __version__, "model": model.name, "quantization": quant,
+            "detector": codec.to_dict(), "normalisation": DETECTOR_NORMALISATION,
+            "input": _io(interpreter.get_input_details())[0], "outputs": _io(interpreter.get_output_details()),
+            **(metadata or {})}
+    data = tfl_metadata.attach(model_bytes, meta)
+    scores, distances = model.predict(reference.astype(np.float32), batch_size=4, verbose=0)
+    with atomic_paths(out_path.with_suffix(".reference.npz"), out_path) as (tmp_reference, tmp_model):
+        with open(tmp_reference, "wb") as f:
+            np.savez_compressed(f, squares=reference.astype(np.uint8), scores=scores.astype(np.float32),
+                                distances=distances.astype(np.float32),
+                                model_sha256=np.array(hashlib.sha256(data).hexdigest()))
+        tmp_model.write_bytes(data)
+    return out_path
+
+
+def write_detector_assets(tflite_path: str | Path, out_dir: str | Path, card: str,
+                          licence: str | Path | None = None, notice: str | None = None) -> Path:
+    """detector.tflite, detector_labels.txt, detector_metadata.json and DETECTOR.md (the card) into ``out_dir``
+    beside the pose model, with the upstream LICENSE (as LICENSE-detector) and a NOTICE; written as one set."""
+    tflite_path, out_dir = Path(tflite_path), Path(out_dir)
+    meta = tfl_metadata.read(tflite_path)
+    files = {"detector_labels.txt": "\n".join(meta["detector"]["classes"]) + "\n", "DETECTOR.md": card}
+    if notice is not None:
+        files["NOTICE"] = notice
+    if licence is not None:
+        if not Path(licence).is_file():
+            raise InputError("licence file not found", path=licence)
+        files["LICENSE-detector"] = Path(licence).read_text()
+    import json
+
+    files["detector_metadata.json"] = json.dumps(meta, indent=2) + "\n"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = [*files, "detector.tflite"]
+    with atomic_paths(*(out_dir / n for n in names)) as tmps:
+        for tmp, name in zip(tmps, names):
+            if name == "detector.tflite":
+                shutil.copyfile(tflite_path, tmp)
+            else:
+                tmp.write_text(files[name])
+    return out_dir
+
+
+def detector_card(tflite_path: str | Path, report: str | Path | None = None) -> str:
+    """DETECTOR.md: what the shipped detector is, how to feed it and decode it, how it was made, and - from a
+    validator ``report`` (report.json of ``tfpose-validate DETECTOR --annotations ...``) - what it scores."""
+    import json
+
+    meta = tfl_metadata.read(tflite_path)
+    d, i = meta["detector"], meta["input"]
+    side = d["input_size"]
+    lines = [f"# Person detector: {meta['model']} ({meta['quantization']}, tfpose {meta['tfpose_version']})", "",
+             f"{meta['upstream']}: ShuffleNetV2 1.0x + PAN + GFL head, rebuilt as a tf_keras model with the upstream "
+             f"weights ({meta['weights']}, sha256 {meta['weights_sha256'][:12]}...), kept to the person class, and "
+             f"converted by `tfpose export-detector` with {meta['calibration']['photos']} real photos as int8 "
+             "calibration. Licence: Apache-2.0, `LICENSE-detector`; `NOTICE`.", "",
+             "## Input", "",
+             f"- `{i['dtype']}` {i['shape']}: the photo letterboxed into a {side} x {side} square (longer side "
+             f"resized to {side}, centred, border filled with RGB {d['letterbox_fill_rgb']}), raw RGB 0..255; "
+             "normalisation happens inside the model", "",
+             "## Outputs and decoding (`tfpose.detection`, numpy)", ""]
+    for o in meta["outputs"]:
+        kind = "scores: sigmoid person probability per cell" if o["shape"][-1] == len(d["classes"]) else \
+            f"distance bins: 4 sides (left, top, right, bottom) x {d['reg_max'] + 1} bin logits per cell"
+        lines.append(f"- `{o['dtype']}` {o['shape']} (scale {o['scale']:g}, zero point {o['zero_point']}): {kind}")
+    lines += [f"- cells: strides {d['strides']} in that order, each grid row-major; cell centre ((col + 0.5) s, "
+              "(row + 0.5) s)",
+              "- a side's distance = softmax over its bins, expected bin index, times the stride; box = centre -/+ "
+              "(left, top, right, bottom); undo the letterbox; NMS at IoU "
+              f"{d['nms_iou']}, at most {d['max_boxes']} boxes", ""]
+    if report is not None:
+        r = json.loads(Path(report).read_text())
+        a = r["detection"]
+        lines += ["## Measured (`tfpose-validate`)", "",
+                  f"On {r['dataset']['annotations']} ({a['images']} photos, {a['persons']} person boxes, "
+                  f"{r['machine']['cpu']}, {r['runtime']}):", "",
+                  "| model | person AP50 | AP | recall / precision at score >= "
+                  f"{a['operating_score']:g} | 1-thread ms |", "|---|---|---|---|---|"]
+        for row in r["comparison"]:
+            lines.append(f"| {row['model']} | {row['AP50']:.3f} | {row['AP']:.3f} | {row['recall']:.3f} / "
+                         f"{row['precision']:.3f} | {row.get('ms', {}).get('1', float('nan')):.1f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """Pose accuracy metrics in numpy: COCO OKS AP/AR (the same numbers as pycocotools' COCOeval), PCK and PCKh.
 
 ``coco_keypoint_eval`` re-implements COCOeval(iouType='keypoints') step for step, so the on-device validator
-needs no pycocotools; a test holds it equal to pycocotools on real annotations.
+needs no pycocotools; a test holds it equal to pycocotools on real annotations. It reads no ground-truth field
+that the COCO reader lets a file leave out (``_truth``).
 Shape legend: K joints; keypoint lists are COCO's flat [x1, y1, v1, ..., xK, yK, vK].
 """
 
@@ -15,6 +16,23 @@ IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 AREA_RANGES = {"all": (0.0, 1e10), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
 MAX_DETS = 20
+
+
+def truth_area(box) -> float:
+    """The area of a ground truth that gives none: its box's w x h, as pycocotools' ``COCO.loadRes`` takes it for
+    a box (a negative side counts as 0). box: [x, y, w, h] pixels."""
+    return max(float(box[2]), 0.0) * max(float(box[3]), 0.0)
+
+
+def _truth(ann: dict, num_keypoints: int) -> dict:
+    """A reader-checked ground-truth annotation with what the scorer reads filled in where the file leaves it
+    out: ``area`` from the box (``truth_area``), ``keypoints`` unlabelled. pycocotools would stop with a KeyError
+    instead; it also marks a match with the ground truth's ``id``, which is not read here (an ``id`` of 0 makes
+    pycocotools count its match a false positive)."""
+    filled = {"keypoints": [0] * (3 * num_keypoints), **ann}
+    if "area" not in ann:
+        filled["area"] = truth_area(ann["bbox"])
+    return filled
 
 
 def oks_matrix(detections: list[dict], truths: list[dict], sigmas: np.ndarray) -> np.ndarray:
@@ -56,7 +74,7 @@ def _prepare_detections(results: list[dict]) -> list[dict]:
     return out
 
 
-def _evaluate_image(gts, dts, ious, area_range):
+def _evaluate_image(gts, dts, ious, area_range, max_dets: int = MAX_DETS):
     if not gts and not dts:
         return None
     gt_ignore = np.array([int(g["ignore"] or not (area_range[0] <= g["area"] <= area_range[1])) for g in gts])
@@ -64,7 +82,7 @@ def _evaluate_image(gts, dts, ious, area_range):
     gts = [gts[i] for i in gt_order]
     gt_ignore = gt_ignore[gt_order]
     dt_order = np.argsort([-d["score"] for d in dts], kind="mergesort")
-    dts = [dts[i] for i in dt_order[:MAX_DETS]]
+    dts = [dts[i] for i in dt_order[:max_dets]]
     iscrowd = [int(g.get("iscrowd", 0)) for g in gts]
     ious = ious[:, gt_order] if len(ious) else ious
     t, g, d = len(IOU_THRESHOLDS), len(gts), len(dts)
@@ -88,25 +106,25 @@ def _evaluate_image(gts, dts, ious, area_range):
                 if m == -1:
                     continue
                 dt_ignore[ti, di] = gt_ignore[m]
-                dt_matched[ti, di] = gts[m]["id"]
-                gt_matched[ti, m] = dts[di]["id"]
+                dt_matched[ti, di] = 1
+                gt_matched[ti, m] = 1
     outside = np.array([not (area_range[0] <= dd["area"] <= area_range[1]) for dd in dts]).reshape(1, d)
     dt_ignore = np.logical_or(dt_ignore, np.logical_and(dt_matched == 0, np.repeat(outside, t, 0)))
     return {"scores": np.array([dd["score"] for dd in dts]), "matched": dt_matched, "dt_ignore": dt_ignore,
             "gt_ignore": gt_ignore}
 
 
-def _accumulate(evals):
-    """(T, R) precision and (T,) recall over images, as COCOeval.accumulate (one category, maxDets 20)."""
+def _accumulate(evals, max_dets: int = MAX_DETS):
+    """(T, R) precision and (T,) recall over images, as COCOeval.accumulate (one category, ``max_dets``)."""
     precision = -np.ones((len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)))
     recall = -np.ones(len(IOU_THRESHOLDS))
     evals = [e for e in evals if e is not None]
     if not evals:
         return precision, recall
-    scores = np.concatenate([e["scores"][:MAX_DETS] for e in evals])
+    scores = np.concatenate([e["scores"][:max_dets] for e in evals])
     order = np.argsort(-scores, kind="mergesort")
-    matched = np.concatenate([e["matched"][:, :MAX_DETS] for e in evals], axis=1)[:, order]
-    dt_ignore = np.concatenate([e["dt_ignore"][:, :MAX_DETS] for e in evals], axis=1)[:, order]
+    matched = np.concatenate([e["matched"][:, :max_dets] for e in evals], axis=1)[:, order]
+    dt_ignore = np.concatenate([e["dt_ignore"][:, :max_dets] for e in evals], axis=1)[:, order]
     gt_ignore = np.concatenate([e["gt_ignore"] for e in evals])
     positives = np.count_nonzero(gt_ignore == 0)
     if positives == 0:
@@ -145,7 +163,7 @@ def coco_keypoint_eval(ground_truth: dict, results: list[dict], sigmas) -> dict[
         if ann.get("category_id", 1) != 1:
             continue
         ignore = bool(ann.get("iscrowd", 0)) or ann.get("num_keypoints", 0) == 0 or bool(ann.get("ignore", 0))
-        gts[ann["image_id"]].append({**ann, "ignore": ignore})
+        gts[ann["image_id"]].append({**_truth(ann, len(sigmas)), "ignore": ignore})
     for det in _prepare_detections(results):
         if det["image_id"] not in known:
             raise ValueError(f"result for image {det['image_id']}, which is not in the ground truth")
@@ -167,6 +185,60 @@ def coco_keypoint_eval(ground_truth: dict, results: list[dict], sigmas) -> dict[
             stats["AR50"], stats["AR75"] = _mean(recall[0:1]), _mean(recall[5:6])
     order = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
     return {k: stats[k] for k in order}
+
+
+BOX_MAX_DETS = 100
+
+
+def coco_box_eval(ground_truth: dict, results: list[dict]) -> dict[str, float]:
+    """Person box AP and AR as pycocotools' COCOeval(iouType='bbox') summary (maxDets 100, category 1 alone).
+
+    results: [{image_id, bbox [x, y, w, h], score}]. A crowd ground truth is matched by the share of the
+    detection it covers, and a detection on it is ignored, as COCOeval does.
+    """
+    image_ids = sorted({im["id"] for im in ground_truth["images"]})
+    known = set(image_ids)
+    gts, dts = defaultdict(list), defaultdict(list)
+    for ann in ground_truth["annotations"]:
+        if ann.get("category_id", 1) == 1:
+            box = ann["bbox"]
+            gts[ann["image_id"]].append({**ann, "area": ann.get("area", truth_area(box)),
+                                         "ignore": bool(ann.get("iscrowd", 0)) or bool(ann.get("ignore", 0))})
+    for i, r in enumerate(results):
+        if r["image_id"] not in known:
+            raise ValueError(f"result for image {r['image_id']}, which is not in the ground truth")
+        if r.get("category_id", 1) == 1:
+            dts[r["image_id"]].append({**r, "id": i + 1, "area": float(r["bbox"][2]) * float(r["bbox"][3])})
+    stats = {}
+    for area, rng in {"all": (0.0, 1e10), "small": (0.0, 32.0**2), **AREA_RANGES}.items():
+        evals = []
+        for image_id in image_ids:
+            d = dts[image_id]
+            d = [d[i] for i in np.argsort([-x["score"] for x in d], kind="mergesort")][:BOX_MAX_DETS]
+            g = gts[image_id]
+            ious = _box_ious(d, g) if d and g else []
+            evals.append(_evaluate_image(g, d, ious, rng, BOX_MAX_DETS))
+        precision, recall = _accumulate(evals, BOX_MAX_DETS)
+        suffix = "" if area == "all" else area[0]
+        stats[f"AP{suffix}"], stats[f"AR{suffix}"] = _mean(precision), _mean(recall)
+        if area == "all":
+            stats["AP50"], stats["AP75"] = _mean(precision[0]), _mean(precision[5])
+            stats["AR50"] = _mean(recall[0:1])
+    order = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR", "AR50", "ARs", "ARm", "ARl"]
+    return {k: stats[k] for k in order}
+
+
+def _box_ious(dts: list[dict], gts: list[dict]) -> np.ndarray:
+    """(D, G) IoU of [x, y, w, h] boxes; against a crowd ground truth, intersection over the detection's area."""
+    d = np.array([x["bbox"] for x in dts], np.float64).reshape(-1, 4)
+    g = np.array([x["bbox"] for x in gts], np.float64).reshape(-1, 4)
+    lo = np.maximum(d[:, None, :2], g[None, :, :2])
+    hi = np.minimum(d[:, None, :2] + d[:, None, 2:], g[None, :, :2] + g[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), -1)
+    d_area, g_area = d[:, 2] * d[:, 3], g[:, 2] * g[:, 3]
+    crowd = np.array([bool(x.get("iscrowd", 0)) for x in gts])
+    union = np.where(crowd[None], d_area[:, None], d_area[:, None] + g_area[None] - inter)
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def _mean(values: np.ndarray) -> float:

@@ -1,13 +1,16 @@
-"""``tfpose predict``: poses on an image, a folder of images or a video, with a Keras or a TFLite model.
+"""``tfpose predict``: every person's pose on an image, a folder of images, a video or a camera, with a Keras or a
+TFLite pose model and a person detector.
 
-Person boxes come from a detection file when one is given, else from OpenCV's HOG people detector (no download;
-OpenCV 4.x has it, OpenCV 5 moved it out of the main package), else the whole frame is one person. Every box is
-cropped as the model was trained (tfpose.evaluation), its keypoints go back to frame pixels, persons are linked
-across frames by box overlap, and each track can be smoothed with a One-Euro filter. A .tflite runs through the
-TensorFlow-free runtime with the metadata inside the file (tflite.adapters), so this also runs on a device.
+Person boxes come from a tfpose person detector (.tflite; default: ``detector.tflite`` beside the pose model, else
+the repository's ``android_assets/``), or from a detection file. Every box is cropped as the model was trained,
+its keypoints go back to frame pixels (``tfpose.whole_image``). In a video or a camera stream the detector runs
+every ``detect_every`` frames; in between, each person's crop follows from their previous keypoints (MoveNet's
+crop-region rule), and the detector runs again as soon as a track is lost. Persons keep track ids across frames,
+and each track can be smoothed with a One-Euro filter. A .tflite runs through the TensorFlow-free runtime.
 
 Writes, atomically: ``keypoints.json`` (per frame, per person: box, keypoints (K, 3) as x, y, score in frame
-pixels) and overlays - ``<name>.jpg`` per image, or ``<video>_overlay.mp4`` for a video.
+pixels), ``results.json`` (COCO keypoint results that pycocotools reads) and overlays - ``<name>.jpg`` per image,
+or ``<video>_overlay.mp4`` for a video or camera.
 Shape legend: N persons in a frame, K joints, H x W model input pixels.
 """
 
@@ -15,38 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass
+import time
 from pathlib import Path
-from typing import Callable, Literal
 
 import cv2
 import numpy as np
 
 from tfpose.artifacts import atomic_path, write_bytes, write_json
 from tfpose.data.detections import read_detections
-from tfpose.data.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, warp_image
 from tfpose.data.video import open_frames
 from tfpose.errors import InputError, TfposeError
 from tfpose.skeleton import COCO17, Skeleton
 from tfpose.smoothing import OneEuroFilter, Smoothing
 from tfpose.visualize import draw_skeleton
+from tfpose.whole_image import PoseModel, estimate
 
-Detector = Literal["auto", "hog", "frame"]
-DETECTORS: tuple[Detector, ...] = ("auto", "hog", "frame")
+REPOSITORY_ASSETS = Path(__file__).resolve().parents[1] / "android_assets"
+DETECTOR_FILE = "detector.tflite"
 
 
 # -- models ------------------------------------------------------------------------------------------------------
-@dataclass
-class PoseModel:
-    """Crops (N, H, W, 3) uint8 -> keypoints (N, K, 2) in crop pixels and scores (N, K)."""
-
-    name: str
-    predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-    input_size: tuple[int, int]   # (W, H)
-    padding: float
-    skeleton: Skeleton
-
-
 def load_pose_model(path: str | Path, padding: float | None = None, threads: int = 1) -> PoseModel:
     """A tfpose .tflite (metadata inside; TensorFlow is not imported) or a Keras .keras heatmap model."""
     path = Path(path)
@@ -86,6 +77,9 @@ def _keras_pose_model(path: Path, padding: float) -> PoseModel:
 
 
 # -- person boxes ------------------------------------------------------------------------------------------------
+Boxes = list[tuple[list[float], float]]   # ([x, y, w, h] frame pixels, score) per person
+
+
 class DetectionFile:
     """COCO detection results (a JSON list of {image_id or file_name, bbox [x, y, w, h], score}) per frame.
 
@@ -93,14 +87,16 @@ class DetectionFile:
     (000003.jpg -> 3) or, for a video, to its frame index.
     """
 
+    name = "file"
+
     def __init__(self, path: str | Path, min_score: float = 0.0):
         self.path = Path(path)
-        self.by_key: dict[object, list[tuple[list[float], float]]] = {}
+        self.by_key: dict[object, Boxes] = {}
         for det in read_detections(self.path, min_score):
             key = det.file_name if det.file_name is not None else det.image_id
             self.by_key.setdefault(key, []).append((list(det.box), det.score))
 
-    def __call__(self, index: int, name: str, image: np.ndarray):
+    def __call__(self, index: int, name: str, image: np.ndarray) -> Boxes:
         stem_number = re.findall(r"\d+", Path(name.split("#")[0]).stem)
         keys = [name, index] if "#" in name else [name, int(stem_number[-1]) if stem_number else index]
         for key in keys:
@@ -109,46 +105,47 @@ class DetectionFile:
         return []
 
 
-def hog_available() -> bool:
-    return hasattr(cv2, "HOGDescriptor") and hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector")
+class PersonDetector:
+    """A tfpose person detector .tflite as a box source: frame -> boxes scoring at least ``min_score``."""
+
+    def __init__(self, path: str | Path, min_score: float = 0.3, threads: int = 1, max_persons: int = 20):
+        from tflite.detector import TFLiteDetector
+
+        self.model = TFLiteDetector(path, num_threads=threads)
+        self.name, self.min_score, self.max_persons = str(path), min_score, max_persons
+
+    def __call__(self, index: int, name: str, image: np.ndarray) -> Boxes:
+        found = self.model(image, self.min_score)
+        return [([float(v) for v in b], float(s)) for b, s in zip(found.boxes[: self.max_persons],
+                                                                  found.scores[: self.max_persons])]
 
 
-class HogDetector:
-    """OpenCV's pedestrian HOG + linear SVM (Dalal and Triggs), on the frame shrunk to ``max_side`` for speed."""
-
-    def __init__(self, min_score: float = 0.3, max_side: int = 640):
-        if not hog_available():
-            raise TfposeError("this OpenCV build has no HOG people detector (OpenCV 5 moved it out of the main "
-                              "package): pass --detections FILE or --detector frame")
-        self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        self.min_score, self.max_side = min_score, max_side
-
-    def __call__(self, index: int, name: str, image: np.ndarray):
-        scale = min(1.0, self.max_side / max(image.shape[:2]))
-        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
-        rects, weights = self.hog.detectMultiScale(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), winStride=(8, 8),
-                                                   padding=(8, 8), scale=1.05)
-        if len(rects) == 0:
-            return []
-        weights = np.asarray(weights, np.float64).ravel()
-        keep = cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], weights.tolist(), self.min_score, 0.4) \
-            if hasattr(cv2, "dnn") else np.flatnonzero(weights >= self.min_score)
-        return [([float(v) / scale for v in rects[i]], float(weights[i])) for i in np.asarray(keep).ravel()]
-
-
-def whole_frame(index: int, name: str, image: np.ndarray):
+def whole_frame(index: int, name: str, image: np.ndarray) -> Boxes:
     h, w = image.shape[:2]
     return [([0.0, 0.0, float(w), float(h)], 1.0)]
 
 
-def make_detector(detections: str | Path | None, detector: Detector, min_score: float):
-    """(the detector callable, its name): a file beats HOG, HOG (where OpenCV has it) beats the whole frame."""
+def default_detector(model_path: str | Path) -> Path:
+    """The person detector that goes with a pose model: ``detector.tflite`` beside it, else the repository's."""
+    for candidate in (Path(model_path).parent / DETECTOR_FILE, REPOSITORY_ASSETS / DETECTOR_FILE):
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"no person detector: neither {Path(model_path).parent / DETECTOR_FILE} nor "
+                     f"{REPOSITORY_ASSETS / DETECTOR_FILE} exists; pass --detector FILE (`tfpose export-detector`), "
+                     "--detections FILE, or --detector frame")
+
+
+def make_box_source(detections: str | Path | None, detector: str | Path | None, model_path: str | Path,
+                    min_score: float, threads: int = 1):
+    """(the box source, its name): a detection file beats a detector; ``detector`` is a .tflite, "frame" (the
+    whole frame is one person) or None (the default detector, ``default_detector``)."""
     if detections is not None:
         return DetectionFile(detections, min_score), "file"
-    if detector == "hog" or (detector == "auto" and hog_available()):
-        return HogDetector(max(min_score, 0.3)), "hog"
-    return whole_frame, "frame"
+    if detector == "frame":
+        return whole_frame, "frame"
+    path = Path(detector) if detector is not None else default_detector(model_path)
+    source = PersonDetector(path, min_score, threads)
+    return source, f"detector {path.name}"
 
 
 # -- tracks ------------------------------------------------------------------------------------------------------
@@ -197,21 +194,33 @@ class Tracker:
         return f(keypoints).astype(np.float32)
 
 
+def crop_region(keypoints: np.ndarray, scores: np.ndarray, frame_size: tuple[int, int], skeleton: Skeleton = COCO17,
+                min_score: float = 0.2) -> list[float] | None:
+    """Where to look for a person in the next frame, from their keypoints (K, 2) in this one: MoveNet's crop-region
+    rule, a square about the hips whose half side is the larger of 1.9 x the torso's and 1.2 x the body's extent
+    from there, as [x, y, w, h]. None when the torso is not seen (the track is lost: detect again)."""
+    names = list(skeleton.keypoints)
+    torso = [names.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    hips = torso[2:]
+    seen = scores >= min_score
+    if not (seen[hips].any() and seen[torso[:2]].any()):
+        return None
+    centre = keypoints[hips][seen[hips]].mean(0)
+    torso_extent = np.abs(keypoints[torso][seen[torso]] - centre).max()
+    body_extent = np.abs(keypoints[seen] - centre).max()
+    half = max(1.9 * torso_extent, 1.2 * body_extent)
+    w, h = frame_size
+    half = min(half, max(centre[0], w - centre[0], centre[1], h - centre[1]))
+    return [float(centre[0] - half), float(centre[1] - half), float(2 * half), float(2 * half)]
+
+
+def region_box(region: list[float], padding: float) -> list[float]:
+    """The person box whose padded crop is ``region``: the crop region shrunk by the model's padding."""
+    x, y, w, h = region
+    return [x + w * (1 - 1 / padding) / 2, y + h * (1 - 1 / padding) / 2, w / padding, h / padding]
+
+
 # -- the command -------------------------------------------------------------------------------------------------
-def estimate(model: PoseModel, image: np.ndarray, boxes: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints (N, K, 2) in frame pixels and scores (N, K) for the N boxes of one frame (H, W, 3)."""
-    if not boxes:
-        return np.zeros((0, model.skeleton.num_keypoints, 2), np.float32), np.zeros((0, 0), np.float32)
-    matrices = [crop_matrix(box_to_crop(b, model.input_size, model.padding), model.input_size) for b in boxes]
-    crops = np.stack([warp_image(image, m, model.input_size) for m in matrices])
-    keypoints, scores = model.predict(crops)
-    in_frame = np.stack([apply_matrix(kp, invert_matrix(m)) for kp, m in zip(keypoints, matrices)])
-    # a padded crop reaches past the frame, where it is black: a joint found there is clamped to the frame's edge
-    h, w = image.shape[:2]
-    in_frame = np.clip(in_frame, 0, [w - 1, h - 1])
-    return in_frame.astype(np.float32), np.asarray(scores, np.float32)
-
-
 def draw_frame(image: np.ndarray, persons: list[dict], skeleton: Skeleton, threshold: float) -> np.ndarray:
     """A copy of ``image`` (H, W, 3) RGB with each person's box and skeleton; line widths follow the frame size."""
     thickness = max(1, round(max(image.shape[:2]) / 400))
@@ -226,36 +235,102 @@ def draw_frame(image: np.ndarray, persons: list[dict], skeleton: Skeleton, thres
     return out
 
 
-def predict(source: str | Path, model_path: str | Path, out_dir: str | Path, detections: str | Path | None = None,
-            detector: Detector = "auto", smooth: Smoothing = "none", det_min_score: float = 0.0,
-            padding: float | None = None, threshold: float = 0.2, threads: int = 1, overlays: bool = True) -> dict:
-    """Run ``model_path`` on every frame of ``source``; write keypoints.json and overlays into ``out_dir``.
+def image_ids_by_name(annotations: str | Path) -> dict[str, int]:
+    """file_name -> image id of a COCO annotation file, so that results can be scored against it."""
+    from tfpose.data.fields import read_json
 
-    Returns what keypoints.json holds: {"source", "model", "detector", "smoothing", "keypoint_names",
-    "frames": [{"frame", "name", "width", "height", "persons": [{"track_id", "box", "box_score", "keypoints"}]}]}.
+    raw = read_json(Path(annotations), "annotation file not found")
+    images = raw.get("images") if isinstance(raw, dict) else None
+    if not isinstance(images, list):
+        raise InputError("expected a COCO object with an 'images' list", path=annotations, field="images")
+    ids = {}
+    for i, im in enumerate(images):
+        if not isinstance(im, dict) or not isinstance(im.get("file_name"), str) or \
+                not isinstance(im.get("id"), int) or isinstance(im.get("id"), bool):
+            raise InputError("expected {id: integer, file_name: string}", path=annotations, field=f"images[{i}]")
+        ids[Path(im["file_name"]).name] = im["id"]
+    return ids
+
+
+def frame_image_id(index: int, name: str, ids: dict[str, int] | None) -> int | None:
+    """The COCO image id of a frame: by file name from ``ids``, else the number in the file name (a video or
+    camera frame: its index)."""
+    if "#" in name:
+        return index
+    if ids is not None:
+        return ids.get(name)
+    digits = re.findall(r"\d+", Path(name).stem)
+    return int(digits[-1]) if digits else index
+
+
+def predict(source: str | Path, model_path: str | Path, out_dir: str | Path, detections: str | Path | None = None,
+            detector: str | Path | None = None, smooth: Smoothing = "none", det_min_score: float = 0.3,
+            padding: float | None = None, threshold: float = 0.2, threads: int = 1, overlays: bool = True,
+            detect_every: int = 5, annotations: str | Path | None = None, max_frames: int | None = None) -> dict:
+    """Run ``model_path`` on every frame of ``source``; write keypoints.json, results.json and overlays into
+    ``out_dir``.
+
+    detector: a person detector .tflite, "frame", or None for the default (``default_detector``).
+    detect_every: in a video or camera stream, the detector runs on every N-th frame and whenever a track is lost;
+    in between, each track's crop follows its previous keypoints (``crop_region``). 1: detect on every frame.
+    annotations: a COCO file whose image ids the results take, by file name.
+    Returns what keypoints.json holds: {"source", "model", "detector", "smoothing", "keypoint_names", "frames":
+    [{"frame", "name", "width", "height", "detected", "ms", "persons": [{"track_id", "box", "box_score",
+    "keypoints"}]}]}.
     """
-    frames = open_frames(source)
+    if detect_every < 1:
+        raise InputError(f"must be at least 1, got {detect_every}", field="--detect-every")
+    frames = open_frames(source, max_frames)
     model = load_pose_model(model_path, padding, threads)
-    detect, detector_name = make_detector(detections, detector, det_min_score)
+    find_boxes, detector_name = make_box_source(detections, detector, model_path, det_min_score, threads)
+    ids = image_ids_by_name(annotations) if annotations is not None else None
+    streaming = frames.kind in ("video", "camera")
+    follow = streaming and detect_every > 1 and isinstance(find_boxes, PersonDetector)
     tracker = Tracker(smooth, frames.fps)
     out_dir = Path(out_dir)
-    records = []
+    records, results = [], []
+    following: list[tuple[int, list[float], float]] = []     # (track id, crop region, box score) per person
+    since_detection = 0
     with contextlib.ExitStack() as stack:
         video = stack.enter_context(VideoOut(out_dir / f"{frames.path.stem}_overlay.mp4", frames.fps)) \
-            if overlays and frames.kind == "video" else None
+            if overlays and streaming else None
         for index, name, image in frames:
-            found = detect(index, name, image)
-            boxes = [b for b, _ in found]
+            start = time.perf_counter()
+            detect = not follow or not following or since_detection >= detect_every
+            if detect:
+                found = find_boxes(index, name, image)
+                boxes, box_scores = [b for b, _ in found], [s for _, s in found]
+                track_ids = tracker.assign(boxes)
+                since_detection = 1
+            else:
+                track_ids, boxes, box_scores = (list(v) for v in zip(*following))
+                tracker.previous = list(zip(track_ids, boxes))
+                since_detection += 1
             keypoints, scores = estimate(model, image, boxes)
+            size = (image.shape[1], image.shape[0])
+            following = []
+            if follow:
+                regions = [crop_region(kp, sc, size, model.skeleton) for kp, sc in zip(keypoints, scores)]
+                following = [(t, region_box(r, model.padding), s)
+                             for t, r, s in zip(track_ids, regions, box_scores) if r is not None]
+                if len(following) < len(regions):
+                    following = []      # a track was lost: the detector looks again on the next frame
             persons = []
-            for tid, (box, box_score), kp, sc in zip(tracker.assign(boxes), found, keypoints, scores):
+            for tid, box, box_score, kp, sc in zip(track_ids, boxes, box_scores, keypoints, scores):
                 kp = tracker.filter(tid, kp)
                 persons.append({"track_id": tid, "box": [round(float(v), 2) for v in box],
                                 "box_score": round(float(box_score), 4),
                                 "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)]
                                               for (x, y), s in zip(kp, sc)]})
-            records.append({"frame": index, "name": name, "width": int(image.shape[1]),
-                            "height": int(image.shape[0]), "persons": persons})
+            ms = 1000 * (time.perf_counter() - start)
+            records.append({"frame": index, "name": name, "width": size[0], "height": size[1], "detected": detect,
+                            "ms": round(ms, 2), "persons": persons})
+            image_id = frame_image_id(index, name, ids)
+            if image_id is not None:
+                for p in persons:
+                    kp = np.asarray(p["keypoints"], np.float64)
+                    results.append({"image_id": image_id, "category_id": 1, "keypoints": kp.ravel().tolist(),
+                                    "score": round(float(p["box_score"] * np.clip(kp[:, 2], 0, None).mean()), 5)})
             if not overlays:
                 continue
             drawn = draw_frame(image, persons, model.skeleton, threshold)
@@ -265,8 +340,9 @@ def predict(source: str | Path, model_path: str | Path, out_dir: str | Path, det
                 ok, buf = cv2.imencode(".jpg", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
                 write_bytes(out_dir / "overlays" / f"{Path(name).stem}.jpg", buf.tobytes())
     result = {"source": str(frames.path), "kind": frames.kind, "model": model.name, "detector": detector_name,
-              "smoothing": smooth, "fps": frames.fps, "keypoint_names": list(model.skeleton.keypoints),
-              "frames": records}
+              "detect_every": detect_every if follow else 1, "smoothing": smooth, "fps": frames.fps,
+              "keypoint_names": list(model.skeleton.keypoints), "skipped_frames": frames.skipped, "frames": records}
+    write_json(out_dir / "results.json", results)
     write_json(out_dir / "keypoints.json", result)
     return result
 
@@ -301,6 +377,8 @@ class VideoOut:
 
 def summary_line(result: dict, out_dir: str | Path) -> str:
     persons = sum(len(f["persons"]) for f in result["frames"])
-    return (f"{len(result['frames'])} frames, {persons} persons ({result['detector']} boxes, smoothing "
-            f"{result['smoothing']}) -> {Path(out_dir) / 'keypoints.json'}")
+    ms = np.median([f["ms"] for f in result["frames"]])
+    skipped = f", {len(result['skipped_frames'])} skipped" if result["skipped_frames"] else ""
+    return (f"{len(result['frames'])} frames{skipped}, {persons} persons ({result['detector']} boxes, smoothing "
+            f"{result['smoothing']}), {ms:.1f} ms per frame -> {Path(out_dir) / 'keypoints.json'}")
 

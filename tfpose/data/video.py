@@ -14,6 +14,7 @@ Shape legend: K = 17 COCO joints; keypoints (K, 2) image pixels; visibility (K,)
 from __future__ import annotations
 
 import math
+import sys
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,37 +255,76 @@ def list_images(folder: str | Path) -> list[Path]:
 
 @dataclass
 class FrameSource:
-    """Frames of an image, a folder of images or a video file, read one at a time as (H, W, 3) uint8 RGB."""
+    """Frames of an image, a folder of images, a video file or a camera, read one at a time as (H, W, 3) uint8 RGB.
+
+    A frame that cannot be decoded is skipped with a warning that names it; a source that yields no frame at all
+    is an InputError naming it.
+    """
 
     path: Path
-    kind: str                   # "image", "folder" or "video"
-    files: list[Path]           # the image files; for a video, the video alone
+    kind: str                   # "image", "folder", "video" or "camera"
+    files: list[Path]           # the image files; for a video, the video alone; for a camera, none
     fps: float = 30.0
+    max_frames: int | None = None   # a camera streams until this many frames (None: until it stops)
+    skipped: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[tuple[int, str, np.ndarray]]:
-        """(frame index, name, image) triples; a frame that cannot be decoded is an InputError naming it."""
-        if self.kind != "video":
-            for i, f in enumerate(self.files):
-                yield i, f.name, read_rgb(f)
-            return
-        capture = cv2.VideoCapture(str(self.path))
+        """(frame index, name, image) triples."""
+        if self.kind in ("image", "folder"):
+            yield from self._images()
+        else:
+            yield from self._capture()
+
+    def _images(self):
+        read = 0
+        for i, f in enumerate(self.files):
+            try:
+                image = read_rgb(f)
+            except InputError as e:
+                if self.kind == "image":
+                    raise
+                self._skip(f.name, str(e))
+                continue
+            read += 1
+            yield i, f.name, image
+        if not read:
+            raise InputError(f"no decodable image: {', '.join(self.skipped)}", path=self.path)
+
+    def _capture(self):
+        camera = self.kind == "camera"
+        capture = cv2.VideoCapture(int(self.path.name) if camera else str(self.path))
+        index, read = 0, 0
         try:
-            index = 0
-            while True:
+            if not capture.isOpened():
+                raise InputError("camera cannot be opened" if camera else "video cannot be opened", path=self.path)
+            total = 0 if camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            while self.max_frames is None or index < self.max_frames:
                 ok, frame = capture.read()
-                if not ok:
+                if not ok or frame is None:
+                    # a frame the codec cannot decode mid-file: skip it while the container says more follow
+                    if not camera and index < total - 1 and len(self.skipped) < 100:
+                        self._skip(f"{self.path.name}#{index}", "cannot be decoded")
+                        index += 1
+                        continue
                     break
                 yield index, f"{self.path.name}#{index}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                index += 1
+                index, read = index + 1, read + 1
         finally:
             capture.release()
-        if index == 0:
-            raise InputError("video has no decodable frames", path=self.path)
+        if read == 0:
+            raise InputError(f"{'camera' if camera else 'video'} gave no decodable frames", path=self.path)
+
+    def _skip(self, name: str, why: str) -> None:
+        self.skipped.append(name)
+        print(f"warning: {name}: skipped ({why})", file=sys.stderr)
 
 
-def open_frames(path: str | Path) -> FrameSource:
-    """A FrameSource for an image, a folder of images or a video; a clear error for anything else."""
+def open_frames(path: str | Path, max_frames: int | None = None) -> FrameSource:
+    """A FrameSource for an image, a folder of images, a video or a camera index ("0"); a clear error for anything
+    else. max_frames: how many frames a camera streams (default: until it stops)."""
     path = Path(path)
+    if not path.exists() and str(path).isdigit():
+        return FrameSource(path, "camera", [], 30.0, max_frames)
     if not path.exists():
         raise InputError("input not found", path=path)
     if path.is_dir():
@@ -301,8 +341,8 @@ def open_frames(path: str | Path) -> FrameSource:
         finally:
             capture.release()
         return FrameSource(path, "video", [path], float(fps) if fps > 0 else 30.0)
-    raise InputError(f"not an image ({', '.join(IMAGE_SUFFIXES)}), a video ({', '.join(VIDEO_SUFFIXES)}) or a folder",
-                     path=path)
+    raise InputError(f"not an image ({', '.join(IMAGE_SUFFIXES)}), a video ({', '.join(VIDEO_SUFFIXES)}), a folder "
+                     "or a camera index", path=path)
 
 
 # -- crops of one tracked person ---------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from tfpose._keras import keras
+from tfpose.errors import InputError
 
-Role = Literal["teacher", "student"]
+Role = Literal["teacher", "student", "detector"]   # a detector maps a whole image to person boxes, not heatmaps
 
 
 @dataclass(frozen=True)
@@ -41,28 +42,57 @@ def register(name: str, role: Role, input_size: tuple[int, int], summary: str, t
     return wrap
 
 
-def get_spec(name: str) -> ModelSpec:
+def get_spec(name: str, *, path: object = None, field: str | None = None) -> ModelSpec:
+    """The registered model ``name``; an unknown one is an InputError naming ``field`` and the nearest name."""
     if name not in _REGISTRY:
-        near = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
-        raise KeyError(f"unknown model '{name}'{hint} Registered: {', '.join(sorted(_REGISTRY))}")
+        near = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else "."
+        raise InputError(f"unknown model '{name}'{hint} Registered: {', '.join(sorted(_REGISTRY))}", path=path,
+                         field=field)
     return _REGISTRY[name]
 
 
-def list_models() -> list[ModelSpec]:
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+def check_model(name: str, params: dict, *, path: object = None, field: str | None = None,
+                fixed: tuple[str, ...] = ()) -> ModelSpec:
+    """The spec of model ``name`` after checking that its builder takes every key of ``params`` and of ``fixed``
+    (the parameters the caller passes itself, which ``params`` may not hold); an InputError naming ``field``.name
+    or ``field``.params.KEY, the parameters it takes and the nearest one otherwise."""
+    def where(sub: str) -> str | None:
+        return f"{field}.{sub}" if field else None
+
+    spec = get_spec(name, path=path, field=where("name"))
+    accepted = [p for p in inspect.signature(spec.builder).parameters if p not in ("input_size", "num_keypoints")]
+    for key in fixed:
+        if key not in accepted:
+            takers = [s.name for s in _REGISTRY.values() if key in inspect.signature(s.builder).parameters]
+            raise InputError(f"model '{name}' does not take '{key}', which its use here passes; models that do: "
+                             f"{', '.join(sorted(takers))}", path=path, field=where("name"))
+    for key in params:
+        if key in fixed:
+            raise InputError(f"'{key}' is passed by the model's use here: leave it out", path=path,
+                             field=where(f"params.{key}"))
+        if key not in accepted:
+            near = difflib.get_close_matches(str(key), accepted, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else "."
+            raise InputError(f"model '{name}' has no parameter '{key}'{hint} It takes: {', '.join(accepted)}",
+                             path=path, field=where(f"params.{key}"))
+    return spec
+
+
+def list_models(kind: Literal["pose", "detector", "all"] = "pose") -> list[ModelSpec]:
+    """The registered models of one kind: pose (teachers and students), detector, or all."""
+    specs = [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    if kind == "all":
+        return specs
+    return [s for s in specs if (s.role == "detector") == (kind == "detector")]
 
 
 def build_model(name: str, num_keypoints: int = 17, input_size: tuple[int, int] | None = None,
                 **params) -> keras.Model:
-    """Build a registered model; an unknown parameter is an error that names the nearest valid one."""
-    spec = get_spec(name)
-    accepted = [p for p in inspect.signature(spec.builder).parameters if p not in ("input_size", "num_keypoints")]
-    for key in params:
-        if key not in accepted:
-            near = difflib.get_close_matches(key, accepted, n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else f"; accepted: {', '.join(accepted)}"
-            raise TypeError(f"model '{name}' has no parameter '{key}'{hint}")
+    """Build a registered model; an unknown name or parameter is an InputError that names the nearest valid one."""
+    spec = check_model(name, params)
+    if spec.role == "detector":
+        return spec.builder(input_size=tuple(input_size or spec.input_size), **params)
     return spec.builder(input_size=tuple(input_size or spec.input_size), num_keypoints=num_keypoints, **params)
 
 
