@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tfpose.errors import InputError
 from tfpose.models import build_model, list_models
 from tests.conftest import TINY_INPUT
 
@@ -26,9 +27,9 @@ def test_every_teacher_accepts_intermediate():
 
 
 def test_unknown_model_or_parameter_suggests_the_nearest():
-    with pytest.raises(KeyError, match="did you mean 'peleenet_duc'"):
+    with pytest.raises(InputError, match="did you mean 'peleenet_duc'"):
         build_model("peleenet_dcu")
-    with pytest.raises(TypeError, match="did you mean 'stacks'"):
+    with pytest.raises(InputError, match="did you mean 'stacks'"):
         build_model("hourglass", stack=2)
 
 

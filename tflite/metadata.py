@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 from tfpose.errors import InputError
@@ -45,13 +46,28 @@ def find(path: str | Path) -> dict | None:
         head = f.read(8)
     if len(head) < 8 or head[4:8] != TFLITE_MAGIC:
         raise InputError("not a TFLite model (no TFL3 identifier)", path=path)
+    damaged = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError, OSError)
     try:
-        with zipfile.ZipFile(path) as zf:
-            return json.loads(zf.read(METADATA_NAME))
-    except (zipfile.BadZipFile, KeyError):
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:   # no archive appended: a TFLite model without tfpose metadata
         return None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"its {METADATA_NAME} is not valid JSON ({e})", path=path) from None
+    except damaged as e:
+        raise InputError(f"its appended metadata archive is damaged ({e})", path=path) from None
+    with zf:
+        if METADATA_NAME not in zf.namelist():
+            return None
+        try:
+            raw = zf.read(METADATA_NAME)
+        except damaged as e:
+            raise InputError(f"its {METADATA_NAME} is damaged ({e})", path=path) from None
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"its {METADATA_NAME} is not valid JSON ({type(e).__name__}: {str(e)[:80]})",
+                         path=path) from None
+    if not isinstance(meta, dict):
+        raise InputError(f"its {METADATA_NAME} is not a JSON object", path=path)
+    return meta
 
 
 def strip(data: bytes) -> bytes:

@@ -22,7 +22,7 @@ from tflite import metadata as tfl_metadata
 from tflite.runtime import TFLiteModel, import_runtime
 from tfpose.artifacts import write_json, write_text
 from tfpose.codec import HeatmapCodec
-from tfpose.errors import InputError, TfposeError
+from tfpose.errors import InputError, TfposeError, error_line
 from tfpose.metrics import pck
 from tfpose.smoothing import mean_acceleration, smooth_track
 
@@ -217,13 +217,13 @@ def main(argv=None) -> int:
     try:
         report = validate_video(args.encoder, args.tracker, args.key_model, args.sequences, args.frames, args.seed,
                                 args.threads, args.runtime)
-    except (TfposeError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        text = report_markdown(report)
+        if args.out:
+            write_json(Path(args.out) / "report.json", report)
+            write_text(Path(args.out) / "report.md", text)
+    except (TfposeError, ImportError, OSError) as e:   # OSError: a file it could not read or write
+        print(error_line(e), file=sys.stderr)
         return 2
-    text = report_markdown(report)
-    if args.out:
-        write_json(Path(args.out) / "report.json", report)
-        write_text(Path(args.out) / "report.md", text)
     print(text)
     return 0
 

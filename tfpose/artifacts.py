@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from tfpose.errors import TfposeError, WriteError
+
 # atomic_path's temporaries: ".<stem>.tmp-<pid><suffix>"
 TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]+)?$")
 
@@ -20,10 +22,11 @@ TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]+)?$")
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path; on success it replaces ``target``, on error it is removed.
 
-    The temporary name keeps the target's extension, for writers that insist on one (Keras' ``.keras``).
+    The temporary name keeps the target's extension, for writers that insist on one (Keras' ``.keras``). An
+    OSError while writing (a full disk, a read-only folder) is a WriteError naming ``target``.
     """
     target = Path(target)
-    with _temporary(target) as tmp:
+    with _naming([target]), _temporary(target) as tmp:
         yield tmp
         os.replace(tmp, target) if not tmp.is_dir() else _replace_dir(tmp, target)
 
@@ -33,7 +36,7 @@ def atomic_paths(*targets: str | os.PathLike) -> Iterator[list[Path]]:
     """``atomic_path`` for files that belong together: once every temporary is written, the old targets are all
     removed and the new ones renamed in order, so an interruption leaves the set without its last files, never a
     new file beside an old one. Put last the file whose presence says the set is complete."""
-    with contextlib.ExitStack() as stack:
+    with _naming(list(map(Path, targets))), contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(_temporary(Path(t))) for t in targets]
         yield tmps
         for target in map(Path, targets):
@@ -43,9 +46,33 @@ def atomic_paths(*targets: str | os.PathLike) -> Iterator[list[Path]]:
 
 
 @contextlib.contextmanager
+def _naming(targets: list[Path]) -> Iterator[None]:
+    """An OSError met while writing ``targets`` becomes a WriteError naming the target it is about: the one whose
+    temporary, folder or self it names, else (it names no file) all of them. One about another file, such as an
+    input being copied, stays as it is."""
+    try:
+        yield
+    except TfposeError:
+        raise
+    except OSError as e:
+        if e.filename is None:
+            raise WriteError(", ".join(map(str, targets)), e) from e
+        named = Path(os.fsdecode(e.filename))
+        for target in targets:
+            tmp = _temporary_name(target)
+            if named in (target, tmp) or named in target.parents or tmp in named.parents:
+                raise WriteError(target, e) from e
+        raise
+
+
+def _temporary_name(target: Path) -> Path:
+    return target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
+
+
+@contextlib.contextmanager
 def _temporary(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
+    tmp = _temporary_name(target)
     try:
         yield tmp
     finally:

@@ -279,6 +279,12 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
         fail("export.finetune_steps", "pruning needs at least 2 fine-tuning steps")
     if not cfg.validate.threads:
         fail("validate.threads", "needs at least one thread count")
+    from tfpose.models.registry import check_model   # imports Keras: only the stages that build models load configs
+
+    check_model(d.student.name, d.student.params, path=source, field="distill.student")
+    # a trained teacher is built with intermediate outputs (one per stack), for intermediate supervision
+    check_model(t.model.name, t.model.params, path=source, field="teacher.model",
+                fixed=("intermediate",) if t.source == "train" else ())
 
 
 def _check_ranges(section: Any, prefix: str, fail) -> None:

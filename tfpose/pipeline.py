@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import time
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -516,8 +518,9 @@ def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str, dataset: Coco
 
 def export_student(ctx: Context, student, teacher=None) -> Path:
     """Prune / QAT-train the student if the export config asks (``teacher`` guiding), convert it, write the file."""
-    from tfpose.export import compress_student, export_name, export_tflite
+    from tfpose.export import check_model_fits, compress_student, export_name, export_tflite
 
+    check_model_fits(student, ctx.codec, ctx.skeleton)   # before crops of a mistyped size are cut
     e = ctx.cfg.export
     path = ctx.out / export_name(e)
     # calibration crops from every training source, as training draws them, so the int8 ranges see every kind of photo
@@ -564,8 +567,9 @@ def load_keras(path: Path):
         raise InputError("model not found", path=path)
     try:
         return keras.models.load_model(path, compile=False)
-    except (OSError, ValueError) as e:
-        raise InputError(f"not a loadable Keras model ({e})", path=path) from None
+    # a damaged file fails in its archive, its HDF5 weights or its config, each in its own way
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise InputError(f"not a loadable Keras model ({type(e).__name__}: {str(e)[:200]})", path=path) from None
 
 
 def save_keras(model, path: Path, record: dict | None = None) -> None:

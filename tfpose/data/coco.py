@@ -17,6 +17,7 @@ import numpy as np
 from tfpose.data.fields import UniqueIds, flag, integer, number, numbers, read_json, text
 from tfpose.data.images import read_rgb
 from tfpose.errors import InputError
+from tfpose.metrics import truth_area
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def load_coco(annotation_file: str | Path, image_dir: str | Path, num_keypoints:
     """Parse and check a COCO keypoints file; images are read later, on demand.
 
     Every field that the readers and the evaluation use is checked: ids are unique integers, each annotation's image
-    is listed, numbers are finite, areas not negative, visibility flags 0, 1 or 2.
+    is listed, numbers are finite, areas not negative, visibility flags 0, 1 or 2. What an annotation may leave out
+    (id, area, keypoints, iscrowd, category_id) the scorer does without (``tfpose.metrics``).
     """
     if not (isinstance(num_keypoints, Integral) and num_keypoints > 0):
         raise InputError(f"expected a positive integer, got {num_keypoints!r}", field="num_keypoints")
@@ -141,7 +143,7 @@ def _read_annotation(ann, where: str, index: int, images: dict[int, dict], ann_i
     if "area" in ann:
         area = number(ann["area"], path, f"{where}.area", minimum=0)
     else:
-        area = max(box[2], 0.0) * max(box[3], 0.0)
+        area = truth_area(box)
         if not math.isfinite(area):
             raise InputError(f"w x h, the default area, is not finite ({area})", path=path, field=f"{where}.bbox")
     if "num_keypoints" in ann:

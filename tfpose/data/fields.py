@@ -17,15 +17,7 @@ ID_LIMIT = 2**63   # ids travel as int64 (numpy, pycocotools)
 _NUMBER_TYPES = (int, float)
 
 
-def read_json(path: Path, missing: str = "file not found"):
-    """``load_json``, with the failures it lets through made InputErrors too: an integer of more than 4300 digits
-    (ValueError), nesting deeper than the recursion limit (RecursionError), an unreadable file (OSError)."""
-    try:
-        return load_json(path, missing)
-    except (ValueError, RecursionError) as e:
-        raise InputError(f"not valid JSON ({type(e).__name__}: {str(e)[:80]})", path=path) from None
-    except OSError as e:
-        raise InputError(f"cannot be read ({e})", path=path) from None
+read_json = load_json   # the readers' name for it: every failure to read or decode is an InputError
 
 
 def is_number(value) -> bool:
