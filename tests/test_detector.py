@@ -297,3 +297,10 @@ def test_validator_scores_whole_images_beside_multipose_and_validates_the_detect
                  "--images", str(fixture), "--runs", "0", "--out", str(tmp_path / "det")]) == 0
     detection = json.loads((tmp_path / "det" / "report.json").read_text())["detection"]
     assert detection["AP50"] > 0.5 and detection["recall"] > 0.5
+
+
+def test_a_detector_is_refused_where_a_pose_model_belongs():
+    from tfpose.config import load_config
+
+    with pytest.raises(InputError, match="distill.student.name.*person detector"):
+        load_config(None, ["distill.student.name=nanodet_m"])

@@ -23,3 +23,18 @@ def test_flip_mirrors_about_the_input_centre():
     p = np.array([[60.0, 45.0]])
     a, b = apply_matrix(p, plain)[0], apply_matrix(p, flipped)[0]
     assert abs(a[0] + b[0] - 39) < 1e-9 and abs(a[1] - b[1]) < 1e-9
+
+
+def test_box_shift_moves_the_crop_centre_by_the_detector_error_and_draws_nothing_when_off():
+    from tfpose.data.transforms import CropParams, random_crop_params
+
+    base = CropParams((100.0, 200.0), (80.0, 120.0))
+    plain = [random_crop_params(base, np.random.default_rng(s), 0.25, 30, 0.6, True) for s in range(50)]
+    off = [random_crop_params(base, np.random.default_rng(s), 0.25, 30, 0.6, True, shift=0.0) for s in range(50)]
+    assert plain == off, "shift 0 leaves every earlier config's random stream as it was"
+    shifted = np.array([random_crop_params(base, np.random.default_rng(s), 0.0, 0, 0.0, False, shift=0.05).centre
+                        for s in range(4000)])
+    offsets = (shifted - base.centre) / base.size
+    np.testing.assert_allclose(offsets.mean(0), 0, atol=0.004)
+    assert 0.04 < offsets.std(0).min() and offsets.std(0).max() < 0.05     # 0.05, clipped at 2 std
+    assert np.abs(offsets).max() <= 0.1 + 1e-12

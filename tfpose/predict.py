@@ -195,7 +195,7 @@ class Tracker:
 
 
 def crop_region(keypoints: np.ndarray, scores: np.ndarray, frame_size: tuple[int, int], skeleton: Skeleton = COCO17,
-                min_score: float = 0.2) -> list[float] | None:
+                min_score: float = 0.1) -> list[float] | None:
     """Where to look for a person in the next frame, from their keypoints (K, 2) in this one: MoveNet's crop-region
     rule, a square about the hips whose half side is the larger of 1.9 x the torso's and 1.2 x the body's extent
     from there, as [x, y, w, h]. None when the torso is not seen (the track is lost: detect again)."""
@@ -271,8 +271,9 @@ def predict(source: str | Path, model_path: str | Path, out_dir: str | Path, det
     ``out_dir``.
 
     detector: a person detector .tflite, "frame", or None for the default (``default_detector``).
-    detect_every: in a video or camera stream, the detector runs on every N-th frame and whenever a track is lost;
-    in between, each track's crop follows its previous keypoints (``crop_region``). 1: detect on every frame.
+    detect_every: in a video or camera stream, the detector runs on every N-th frame and whenever a followed track
+    is lost; in between, each track's crop follows its previous keypoints (``crop_region``). 1: detect on every
+    frame.
     annotations: a COCO file whose image ids the results take, by file name.
     Returns what keypoints.json holds: {"source", "model", "detector", "smoothing", "keypoint_names", "frames":
     [{"frame", "name", "width", "height", "detected", "ms", "persons": [{"track_id", "box", "box_score",
@@ -313,8 +314,10 @@ def predict(source: str | Path, model_path: str | Path, out_dir: str | Path, det
                 regions = [crop_region(kp, sc, size, model.skeleton) for kp, sc in zip(keypoints, scores)]
                 following = [(t, region_box(r, model.padding), s)
                              for t, r, s in zip(track_ids, regions, box_scores) if r is not None]
-                if len(following) < len(regions):
-                    following = []      # a track was lost: the detector looks again on the next frame
+                # a followed track that loses its torso is lost: the detector looks again on the next frame; a box
+                # that shows no torso when it is detected (a dog, a far-away face) is just not followed
+                if not detect and len(following) < len(regions):
+                    following = []
             persons = []
             for tid, box, box_score, kp, sc in zip(track_ids, boxes, box_scores, keypoints, scores):
                 kp = tracker.filter(tid, kp)

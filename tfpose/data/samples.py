@@ -50,7 +50,7 @@ class CropSampler:
         if seed is not None and self.augment is not None:
             rng = np.random.default_rng(seed)
             a = self.augment
-            crop_params = random_crop_params(crop_params, rng, a.scale, a.rotation, a.rotation_prob, a.flip)
+            crop_params = random_crop_params(crop_params, rng, a.scale, a.rotation, a.rotation_prob, a.flip, a.shift)
         matrix = crop_matrix(crop_params, self.codec.input_size)
         crop = warp_image(image, matrix, self.codec.input_size)
         keypoints = apply_matrix(person.keypoints, matrix).astype(np.float32)

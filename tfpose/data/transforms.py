@@ -71,12 +71,17 @@ def flip_keypoints(keypoints: np.ndarray, visible: np.ndarray, flip_index: np.nd
 
 
 def random_crop_params(base: CropParams, rng: np.random.Generator, scale: float, rotation: float,
-                       rotation_prob: float, flip: bool) -> CropParams:
-    """Training augmentation: scale +-scale, rotation +-rotation degrees (with probability), horizontal flip."""
+                       rotation_prob: float, flip: bool, shift: float = 0.0) -> CropParams:
+    """Training augmentation: scale +-scale, rotation +-rotation degrees (with probability), horizontal flip, and
+    a centre shift of std ``shift`` x the crop's size per axis (clipped at 2 std; none drawn when 0)."""
     s = float(np.clip(rng.normal(1.0, scale / 2), 1 - scale, 1 + scale)) if scale else 1.0
     r = float(np.clip(rng.normal(0.0, rotation / 2), -rotation, rotation)) if rng.random() < rotation_prob else 0.0
     f = bool(flip and rng.random() < 0.5)
-    return CropParams(base.centre, (base.size[0] * s, base.size[1] * s), r, f)
+    centre = base.centre
+    if shift:
+        dx, dy = np.clip(rng.normal(0.0, shift, 2), -2 * shift, 2 * shift) * base.size
+        centre = (base.centre[0] + float(dx), base.centre[1] + float(dy))
+    return CropParams(centre, (base.size[0] * s, base.size[1] * s), r, f)
 
 
 def colour_jitter(crop: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:

@@ -53,14 +53,18 @@ def get_spec(name: str, *, path: object = None, field: str | None = None) -> Mod
 
 
 def check_model(name: str, params: dict, *, path: object = None, field: str | None = None,
-                fixed: tuple[str, ...] = ()) -> ModelSpec:
-    """The spec of model ``name`` after checking that its builder takes every key of ``params`` and of ``fixed``
-    (the parameters the caller passes itself, which ``params`` may not hold); an InputError naming ``field``.name
-    or ``field``.params.KEY, the parameters it takes and the nearest one otherwise."""
+                fixed: tuple[str, ...] = (), kind: Literal["pose", "detector"] = "pose") -> ModelSpec:
+    """The spec of model ``name`` after checking that it is a model of ``kind`` and that its builder takes every key
+    of ``params`` and of ``fixed`` (the parameters the caller passes itself, which ``params`` may not hold); an
+    InputError naming ``field``.name or ``field``.params.KEY, the parameters it takes and the nearest one otherwise."""
     def where(sub: str) -> str | None:
         return f"{field}.{sub}" if field else None
 
     spec = get_spec(name, path=path, field=where("name"))
+    if (spec.role == "detector") != (kind == "detector"):
+        choices = ", ".join(s.name for s in list_models(kind))
+        raise InputError(f"'{name}' is a {'person detector' if spec.role == 'detector' else 'pose model'}, not a "
+                         f"{kind} model; {kind} models: {choices}", path=path, field=where("name"))
     accepted = [p for p in inspect.signature(spec.builder).parameters if p not in ("input_size", "num_keypoints")]
     for key in fixed:
         if key not in accepted:
