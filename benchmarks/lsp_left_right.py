@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from tfpose.data.coco import ImageStore  # noqa: E402
-from tfpose.data.formats import read_dataset  # noqa: E402
+from tfpose.data.readers import read_dataset  # noqa: E402
 from tfpose.data.lsp import LSP_TO_COCO, SHARED_FOLDERS  # noqa: E402
 from tfpose.data.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, warp_image  # noqa: E402
 from tfpose.skeleton import COCO17  # noqa: E402

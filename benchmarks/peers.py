@@ -75,7 +75,7 @@ def main(argv=None) -> int:
 def parse_test_json(shared: Path, out: Path) -> Path:
     """PARSE's test half as COCO keypoints JSON under ``out`` (needs scipy, the training install)."""
     from tfpose.artifacts import write_json
-    from tfpose.data.formats import read_dataset
+    from tfpose.data.readers import read_dataset
 
     path = out / "parse_test.json"
     write_json(path, read_dataset("parse", shared / "data/lsp/parse", split="test").raw)

@@ -17,7 +17,7 @@ import pytest
 
 from tfpose.data.coco import CocoDataset, ImageStore, load_coco
 from tfpose.data.detections import read_detections
-from tfpose.data.formats import read_dataset
+from tfpose.data.readers import read_dataset
 from tfpose.data.mpii import load_mpii
 from tfpose.data.video import load_penn_action, load_video_coco
 from tfpose.errors import InputError

@@ -13,7 +13,8 @@ scipy_io = pytest.importorskip("scipy.io", reason="the LSP readers need scipy (t
 
 from tests.conftest import shared_path  # noqa: E402
 from tfpose.data.coco import CocoDataset  # noqa: E402
-from tfpose.data.formats import _REGISTRY, list_formats, read_dataset, register_format  # noqa: E402
+from tfpose.data.formats import _REGISTRY, register_format  # noqa: E402
+from tfpose.data.readers import list_formats, read_dataset  # noqa: E402
 from tfpose.data.lsp import BOX_MARGIN, main, read_joints, read_lsp, read_lspet, read_parse  # noqa: E402
 from tfpose.errors import InputError  # noqa: E402
 from tfpose.evaluation import Predictions, load_eval_set, score_predictions  # noqa: E402

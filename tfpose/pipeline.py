@@ -119,7 +119,7 @@ class stage:
 
 
 def load_data(ctx: Context) -> None:
-    from tfpose.data.formats import read_dataset
+    from tfpose.data.readers import read_dataset
 
     d = ctx.cfg.data
     k = ctx.skeleton.num_keypoints

@@ -1,5 +1,6 @@
 """The dataset-format registry: a new format is a reader that yields the same person records and registers the way
-models do (``tfpose.models.registry``).
+models do (``tfpose.models.registry``). A reader module imports this one and registers itself; the lookups with
+every built-in reader registered are imported from ``tfpose.data.readers``.
 
 A reader has the signature ``reader(root: Path, annotations: str | None = None, images: str | None = None,
 split: str = "all", num_keypoints: int = 17, **options) -> CocoDataset``:
@@ -10,6 +11,7 @@ split: str = "all", num_keypoints: int = 17, **options) -> CocoDataset``:
 - it returns a ``CocoDataset`` whose ``persons`` are COCO-style records and whose ``raw`` is a COCO keypoints dict,
   so the pipeline, the evaluation code and pycocotools need not know where the data came from.
 
+    from tfpose.data.readers import read_dataset
     read_dataset("parse", "../shared/data/lsp/parse", split="test")
     read_dataset("coco", "../shared/data/coco-mini-train", annotations="annotations/x.json", images="train2017")
 """
@@ -58,12 +60,7 @@ def register_format(name: str, splits: tuple[str, ...] = ("all",), summary: str 
     return wrap
 
 
-def _load_builtin() -> None:
-    import tfpose.data.lsp  # noqa: F401  (registers lsp, lspet, parse)
-
-
 def get_format(name: str) -> FormatSpec:
-    _load_builtin()
     if name not in _REGISTRY:
         near = difflib.get_close_matches(name, list(_REGISTRY), n=1)
         hint = f"; did you mean '{near[0]}'?" if near else ""
@@ -73,7 +70,6 @@ def get_format(name: str) -> FormatSpec:
 
 
 def list_formats() -> list[FormatSpec]:
-    _load_builtin()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 

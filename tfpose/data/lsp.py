@@ -55,7 +55,7 @@ from typing import Literal
 import numpy as np
 
 from tfpose.data.coco import CocoDataset, Person
-from tfpose.data.formats import register_format
+from tfpose.data.formats import read_dataset, register_format
 from tfpose.data.images import image_size
 from tfpose.data.matfile import load_mat
 from tfpose.errors import InputError, TfposeError
@@ -239,7 +239,6 @@ SHARED_FOLDERS = {"lsp": "lsp_dataset", "lspet": "lspet_dataset", "parse": "pars
 def main(argv=None) -> int:
     """Write one of the sets as a COCO keypoints JSON, e.g. PARSE's test half for the device validator."""
     from tfpose.artifacts import write_json
-    from tfpose.data.formats import read_dataset
 
     shared = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lsp"
     parser = argparse.ArgumentParser(prog="python -m tfpose.data.lsp", description=main.__doc__)
