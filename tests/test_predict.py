@@ -158,3 +158,21 @@ def test_box_source_choice_file_beats_detector_and_frame_is_the_whole_frame(tmp_
             predict_module.default_detector(lonely)
     finally:
         predict_module.REPOSITORY_ASSETS = original
+
+
+def test_a_corrupt_video_frame_is_skipped_with_a_warning_that_names_it(tiny_export, tmp_path, capsys):
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(6):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    data = bytearray((tmp_path / "clip.avi").read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]   # one JPEG per frame
+    data[starts[2]:starts[2] + 200] = bytes(200)
+    (tmp_path / "bad.avi").write_bytes(bytes(data))
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "bad.avi"), "--model", str(tiny_export["path"]), "--out", str(out),
+                 "--detector", "frame", "--no-overlays"]) == 0
+    assert "warning: bad.avi#2" in capsys.readouterr().err
+    result = json.loads((out / "keypoints.json").read_text())
+    assert [f["frame"] for f in result["frames"]] == [0, 1, 3, 4, 5]
+    assert result["skipped_frames"] == ["bad.avi#2"]

@@ -131,14 +131,16 @@ def whole_image_markdown(w: dict) -> list[str]:
     lines = [f"## Whole images: detector {w['detector']} (boxes scoring >= {w['min_box_score']:g}), COCO protocol",
              "", f"{w['images']} images, {w['persons']} labelled persons; ms per image on {w['threads']} thread(s), "
              "median; AP 95 % interval by bootstrap over images.", "",
-             "| model | keypoint AP [95 % CI] | AP50 | AR | person box AP50 | ms / image | AP, 1-person photos | "
-             "AP, 5+ persons |", "|---|---|---|---|---|---|---|---|"]
+             "| model | keypoint AP [95 % CI] | AP50 | AR | person box AP50 | ms / image | 1-person photos: AP, ms | "
+             "5+ persons: AP, ms |", "|---|---|---|---|---|---|---|---|"]
     for name, m in w["models"].items():
         lo, hi = m["AP_ci95"]
-        groups = [m["groups"].get(g, {}).get("AP") for g in ("1 person", "5+ persons")]
+        groups = [m["groups"].get(g) for g in ("1 person", "5+ persons")]
         box = "" if m["boxes"] is None else f"{m['boxes']['AP50']:.3f}"
         lines.append(f"| {name} | {m['AP']:.3f} [{lo:.3f}, {hi:.3f}] | {m['AP50']:.3f} | {m['AR']:.3f} | {box} | "
-                     f"{m['ms_per_image']:.1f} | " + " | ".join("" if g is None else f"{g:.3f}" for g in groups) + " |")
+                     f"{m['ms_per_image']:.1f} | " + " | ".join(
+                         "" if g is None else f"{g['AP']:.3f}, {g['ms_per_image']:.0f} ({g['images']} photos)"
+                         for g in groups) + " |")
     if w["gaps"]:
         first = next(iter(w["models"]))
         lines += ["", f"Paired AP gaps, {first} minus each (bootstrap over images, 200 draws):", ""]
