@@ -63,7 +63,7 @@ def test_teacher_views_key_changes_with_what_the_views_depend_on_and_only_then(t
     from tfpose.config import AugmentConfig, load_config
     from tfpose.data.coco import Person
     from tfpose.data.samples import CropSampler
-    from tfpose.pipeline import teacher_views_key
+    from tfpose.distill.view_cache import teacher_views_key
 
     def person(x):
         return Person(1, 1, tmp_path / "a.jpg", (x, 10.0, 40.0, 80.0), np.zeros((17, 2)), np.zeros(17, int), 3200.0)

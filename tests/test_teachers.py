@@ -120,7 +120,7 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
     from tfpose._keras import keras
     from tfpose.config import load_config
     from tfpose.distill.distiller import Distiller
-    from tfpose.distill.view_cache import ViewCache, cached_view_dataset
+    from tfpose.distill.view_cache import ViewCache, cached_teacher_views, cached_view_dataset
     from tfpose.models import build_model
     from tests.conftest import TINY_STUDENT
 
@@ -134,7 +134,7 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
     p.load_data(ctx)
     sampler = ctx.sampler(ctx.train, augment=True)
     sampler.persons = sampler.persons[:3]
-    cache = p.cached_teacher_views(ctx, thunder, sampler, 2)
+    cache = cached_teacher_views(cfg, tmp_path, thunder, sampler, 2)
     assert isinstance(cache, ViewCache) and (len(cache), cache.persons) == (6, 3)
     assert cache["crops"].shape == (6, 128, 96, 3) and cache["teacher"].shape == (6, 32, 24, 17)
     assert cache["keypoints"].shape == (6, 17, 2) and cache["visibility"].shape == (6, 17)
@@ -150,7 +150,7 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
     folders = sorted((tmp_path / "cache").glob("teacher_views_2_*"))
     assert len(folders) == 1 and folders[0].is_dir()
     # another run folder sharing the cache folder: no teacher needed the second time
-    again = p.cached_teacher_views(p.make_context(cfg, tmp_path / "other_run"), None, sampler, 2)
+    again = cached_teacher_views(cfg, tmp_path / "other_run", None, sampler, 2)
     np.testing.assert_array_equal(again["teacher"], cache["teacher"])
     # the cached views train a student through the Distiller, the teacher's maps arriving precomputed
     probabilities = np.full(3, 1 / 3)
@@ -162,7 +162,7 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
     history = distiller.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
     assert history.history["kd_loss"][0] > 0 and np.isfinite(history.history["loss"][0])
     sampler.persons = sampler.persons[:2]         # other persons, other views: computed afresh, kept beside
-    assert len(p.cached_teacher_views(ctx, thunder, sampler, 2)) == 4
+    assert len(cached_teacher_views(cfg, tmp_path, thunder, sampler, 2)) == 4
     assert len(list((tmp_path / "cache").glob("teacher_views_2_*"))) == 2
 
 

@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from tfpose.errors import TfposeError, WriteError
 
 # atomic_path's temporaries: ".<stem>.tmp-<pid><suffix>"
@@ -159,3 +161,20 @@ def write_text(target: str | os.PathLike, text: str) -> Path:
 
 def write_json(target: str | os.PathLike, obj: object) -> Path:
     return write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def hash_persons(digest, persons) -> None:
+    """Feed each person's image path, box, keypoints and visibility into the hashlib object ``digest``."""
+    for person in persons:
+        digest.update(str(person.image_path).encode())
+        digest.update(np.asarray(person.box, np.float64).tobytes())
+        digest.update(np.asarray(person.keypoints, np.float64).tobytes())
+        digest.update(np.asarray(person.visibility, np.int64).tobytes())
+
+
+def input_files(path: Path) -> list:
+    """(name, size, modification time) of a file, or of every file under a folder (names relative to it)."""
+    if path.is_file():
+        return [(path.name, path.stat().st_size, path.stat().st_mtime_ns)]
+    return sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+                  for f in path.rglob("*") if f.is_file())

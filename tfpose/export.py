@@ -217,10 +217,11 @@ def _finetune_data(ctx, teacher, batch: int):
     d = ctx.cfg.distill
     sampler, draw = ctx.training_sampler(with_unlabelled=teacher is not None and d.unlabelled, augment=True)
     if isinstance(teacher, SavedModelTeacher) and d.teacher_views > 0:
-        from tfpose.distill.view_cache import cached_view_dataset
-        from tfpose.pipeline import cached_teacher_views
+        from tfpose.distill.view_cache import cached_teacher_views, cached_view_dataset
+        from tfpose.train import is_chief
 
-        cache = cached_teacher_views(ctx, teacher, sampler, d.teacher_views)
+        cache = cached_teacher_views(ctx.cfg, ctx.out, teacher, sampler, d.teacher_views,
+                                     chief=is_chief(d.train.strategy))
         return cached_view_dataset(cache, ctx.codec, ctx.skeleton.flip_index, draw, batch,
                                    ctx.cfg.data.augment.colour, ctx.cfg.seed + 7)
     if isinstance(teacher, SavedModelTeacher):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from tfpose.artifacts import (atomic_paths, make_record, record_path, remove_stale_temporaries, stale_reason,
+from tfpose.artifacts import (atomic_paths, hash_persons, input_files, make_record, record_path, remove_stale_temporaries, stale_reason,
                               write_json, write_text)
 from tfpose.codec import HeatmapCodec
 from tfpose.config import PipelineConfig
@@ -198,9 +198,10 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     print(f"    {len(train_sampler)} training persons from {len(ctx.sources)} source(s)")
     batch = train_cfg.batch_size
     if isinstance(teacher, SavedModelTeacher) and distill_cfg is not None and distill_cfg.teacher_views > 0:
-        from tfpose.distill.view_cache import cached_view_dataset
+        from tfpose.distill.view_cache import cached_teacher_views, cached_view_dataset
 
-        cache = cached_teacher_views(ctx, teacher, train_sampler, distill_cfg.teacher_views)
+        cache = cached_teacher_views(ctx.cfg, ctx.out, teacher, train_sampler, distill_cfg.teacher_views,
+                                     chief=is_chief(ctx.cfg.distill.train.strategy))
         # training data: (shard=...) -> stream, so that fit hands each worker its part and a resumed run its place
         train_ds = partial(cached_view_dataset, cache, ctx.codec, ctx.skeleton.flip_index, draw, batch,
                            ctx.cfg.data.augment.colour, ctx.cfg.seed)
@@ -271,43 +272,6 @@ def dev_val_scorer(ctx: Context, run_dir: Path, run_name: str, steps_between: in
         return metrics["val"]
     score.points = points
     return score
-
-
-def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
-    """A digest of everything the cached teacher views depend on: the teacher (its config and files), every
-    person (image, box, keypoints), the crop geometry and augmentation, the number of views and the seed."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    # a SavedModel teacher is its files, not a training recipe
-    teacher = {k: v for k, v in asdict(cfg.teacher).items() if k not in ("train", "model")}
-    root = Path(cfg.teacher.path)
-    files = input_files(root) if root.is_dir() else []
-    codec = sampler.codec
-    digest.update(json.dumps({
-        "format": 1, "teacher": teacher, "files": files, "views": views, "seed": cfg.seed,
-        "codec": [list(codec.input_size), codec.stride, codec.sigma], "padding": sampler.padding,
-        "augment": asdict(sampler.augment) if sampler.augment else None}, sort_keys=True,
-        default=str).encode())
-    hash_persons(digest, sampler.persons)
-    return digest.hexdigest()[:16]
-
-
-def hash_persons(digest, persons) -> None:
-    """Feed each person's image path, box, keypoints and visibility into the hashlib object ``digest``."""
-    for person in persons:
-        digest.update(str(person.image_path).encode())
-        digest.update(np.asarray(person.box, np.float64).tobytes())
-        digest.update(np.asarray(person.keypoints, np.float64).tobytes())
-        digest.update(np.asarray(person.visibility, np.int64).tobytes())
-
-
-def input_files(path: Path) -> list:
-    """(name, size, modification time) of a file, or of every file under a folder (names relative to it)."""
-    if path.is_file():
-        return [(path.name, path.stat().st_size, path.stat().st_mtime_ns)]
-    return sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
-                  for f in path.rglob("*") if f.is_file())
 
 
 def data_state(ctx: Context) -> dict:
@@ -384,26 +348,6 @@ def save_trained(model, path: Path, record: dict, run_dir: Path, strategy: str) 
     if is_chief(strategy):
         save_keras(model, path, record)
         discard_checkpoint(run_dir)
-
-
-def cached_teacher_views(ctx: Context, teacher, sampler, views: int):
-    """The teacher's heatmaps on ``views`` views of every person of ``sampler``, computed once into a folder of
-    memory-mapped arrays (``tfpose.distill.view_cache``) named by ``teacher_views_key`` in ``distill.teacher_cache``
-    (default: the run folder): a resumed run, or any run whose views would be the same, does not pay for the
-    teacher again, an interrupted computation goes on where it stopped, and a changed config never reads stale views."""
-    from tfpose.distill.teachers import TeacherViewSampler
-    from tfpose.distill.view_cache import build_view_cache, wait_for_view_cache
-    from tfpose.train import is_chief
-
-    folder = Path(ctx.cfg.distill.teacher_cache) if ctx.cfg.distill.teacher_cache else ctx.out
-    folder = folder / f"teacher_views_{views}_{teacher_views_key(ctx.cfg, sampler, views)}"
-    input_size = teacher.input_size if teacher is not None else ctx.cfg.teacher.input_size
-    if is_chief(ctx.cfg.distill.train.strategy):
-        cache = build_view_cache(folder, TeacherViewSampler(sampler, input_size), teacher, views, ctx.cfg.seed)
-    else:    # one folder, one writer: the other workers of a multi-worker run read what the chief computes
-        cache = wait_for_view_cache(folder)
-    print(f"    teacher views: {len(cache)} crops, {cache.disk_bytes() / 2**30:.2f} GiB in {folder}")
-    return cache
 
 
 def train_teacher(ctx: Context):

@@ -13,20 +13,24 @@ seeded draws of the training augmentation) and training reads the results. Thous
                     is every person), and the student codec the views were cut for (the targets' sigma)
 
 N = persons x views, person-major. The folder's name is a digest of what the views depend on
-(``tfpose.pipeline.teacher_views_key``), so a changed config never reads stale views, and an interrupted run goes
+(``teacher_views_key``), so a changed config never reads stale views, and an interrupted run goes
 on from the last chunk it wrote.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from tfpose.artifacts import hash_persons, input_files
 from tfpose.codec import HeatmapCodec
+from tfpose.config import PipelineConfig
 from tfpose.data.transforms import colour_jitter, flip_keypoints
 
 ARRAYS = ("crops", "teacher", "keypoints", "visibility")
@@ -238,4 +242,41 @@ def wait_for_view_cache(folder: Path, poll_s: float = 2.0) -> ViewCache:
             print(f"    waiting for the chief to finish the teacher views in {folder}", flush=True)
             announced = True
         time.sleep(poll_s)
+    return cache
+
+
+def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
+    """A digest of everything the cached teacher views depend on: the teacher (its config and files), every
+    person (image, box, keypoints), the crop geometry and augmentation, the number of views and the seed."""
+    digest = hashlib.sha256()
+    # a SavedModel teacher is its files, not a training recipe
+    teacher = {k: v for k, v in asdict(cfg.teacher).items() if k not in ("train", "model")}
+    root = Path(cfg.teacher.path)
+    files = input_files(root) if root.is_dir() else []
+    codec = sampler.codec
+    digest.update(json.dumps({
+        "format": 1, "teacher": teacher, "files": files, "views": views, "seed": cfg.seed,
+        "codec": [list(codec.input_size), codec.stride, codec.sigma], "padding": sampler.padding,
+        "augment": asdict(sampler.augment) if sampler.augment else None}, sort_keys=True,
+        default=str).encode())
+    hash_persons(digest, sampler.persons)
+    return digest.hexdigest()[:16]
+
+
+def cached_teacher_views(cfg: PipelineConfig, out: Path, teacher, sampler, views: int, chief: bool = True) -> ViewCache:
+    """The teacher's heatmaps on ``views`` views of every person of ``sampler``, computed once into a folder of
+    memory-mapped arrays (``tfpose.distill.view_cache``) named by ``teacher_views_key`` in ``distill.teacher_cache``
+    (default: the run folder): a resumed run, or any run whose views would be the same, does not pay for the
+    teacher again, an interrupted computation goes on where it stopped, and a changed config never reads stale views.
+    ``chief``: whether this process writes the cache (the others of a multi-worker run wait for it and read it)."""
+    from tfpose.distill.teachers import TeacherViewSampler
+
+    folder = Path(cfg.distill.teacher_cache) if cfg.distill.teacher_cache else Path(out)
+    folder = folder / f"teacher_views_{views}_{teacher_views_key(cfg, sampler, views)}"
+    input_size = teacher.input_size if teacher is not None else cfg.teacher.input_size
+    if chief:
+        cache = build_view_cache(folder, TeacherViewSampler(sampler, input_size), teacher, views, cfg.seed)
+    else:    # one folder, one writer: the other workers of a multi-worker run read what the chief computes
+        cache = wait_for_view_cache(folder)
+    print(f"    teacher views: {len(cache)} crops, {cache.disk_bytes() / 2**30:.2f} GiB in {folder}")
     return cache
