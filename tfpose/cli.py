@@ -75,7 +75,7 @@ def cmd_export(args) -> None:
 
 def cmd_prune(args) -> None:
     from tfpose import pipeline as p
-    from tfpose.export import prune_and_save
+    from tfpose.export import compresses, prune_and_save
 
     flags = {"prune_target_gmacs": args.target_gmacs, "prune_channel_ratio": args.ratio,
              "prune_criterion": args.criterion, "prune_allocation": args.allocation,
@@ -86,7 +86,9 @@ def cmd_prune(args) -> None:
     ctx = p.make_context(_config(args), args.out)
     student = p.load_keras(Path(args.model))
     p.load_data(ctx)
-    path = prune_and_save(ctx, student, _export_teacher(ctx, args.teacher, p))
+    teacher = _export_teacher(ctx, args.teacher, p)
+    data = ctx.finetune_data(teacher) if compresses(ctx.cfg.export, quantize=False) else None
+    path = prune_and_save(student, data, ctx.cfg.export, ctx.cfg.distill, ctx.out, teacher)
     print(f"    wrote {path}")
 
 

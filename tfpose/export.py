@@ -15,7 +15,7 @@ from tflite.convert import convert
 from tfpose import __version__
 from tfpose.artifacts import atomic_paths
 from tfpose.codec import HeatmapCodec
-from tfpose.config import ExportConfig
+from tfpose.config import DistillConfig, ExportConfig, PipelineConfig
 from tfpose.errors import InputError
 from tfpose.skeleton import Skeleton
 
@@ -136,23 +136,29 @@ def check_model_fits(model, codec: HeatmapCodec, skeleton: Skeleton) -> None:
                          f"codec.stride {codec.stride} gives {(hh, hw)}", field="codec.stride")
 
 
-def compress_student(ctx, student, teacher=None, quantize: bool = True):
-    """Prune channels, prune weights and/or QAT-train ``student`` (QAT only with ``quantize``) as ``ctx.cfg.export``
-    asks, fine-tuning on the training crops through the Distiller (``teacher`` guiding when given). Returns (model
-    to convert, metadata entries)."""
-    e = ctx.cfg.export
-    if e.prune_sparsity <= 0 and not (quantize and e.quant == "qat-int8") and not prunes_channels(e):
+def compresses(cfg: ExportConfig, quantize: bool = True) -> bool:
+    """Whether ``compress_student`` has work to do (and so needs its fine-tuning data): channel or weight pruning,
+    or QAT (only with ``quantize``)."""
+    return cfg.prune_sparsity > 0 or (quantize and cfg.quant == "qat-int8") or prunes_channels(cfg)
+
+
+def compress_student(student, data, export: ExportConfig, distill: DistillConfig, teacher=None,
+                     quantize: bool = True):
+    """Prune channels, prune weights and/or QAT-train ``student`` (QAT only with ``quantize``) as ``export`` asks,
+    fine-tuning on ``data`` (the training batches, ``finetune_data``) through the Distiller with ``distill``'s alpha
+    and heatmap loss (``teacher`` guiding when given). Returns (model to convert, metadata entries)."""
+    e = export
+    if not compresses(e, quantize):
         return student, {}
-    data = _finetune_data(ctx, teacher, e.finetune_batch_size)
-    alpha, notes = ctx.cfg.distill.alpha, {}
+    alpha, notes = distill.alpha, {}
     if prunes_channels(e):
-        student, notes["channel_pruning"] = prune_channels(ctx, student, data, teacher)
+        student, notes["channel_pruning"] = prune_channels(student, data, e, distill, teacher)
     if e.prune_sparsity > 0:
         from tfpose.prune import choose_layers, prune
 
         layers = None if not e.prune_stem_and_head else choose_layers(student, True, True)
         result = prune(student, e.prune_sparsity, data, e.finetune_steps, teacher, alpha, e.finetune_learning_rate,
-                       layers, e.prune_block, ctx.cfg.distill.heatmap_loss)
+                       layers, e.prune_block, distill.heatmap_loss)
         student = result.model
         notes["pruning"] = {"target_sparsity": e.prune_sparsity, "sparsity": result.sparsity,
                             "dense_layers": result.dense_layers, "finetune_steps": e.finetune_steps,
@@ -163,19 +169,19 @@ def compress_student(ctx, student, teacher=None, quantize: bool = True):
 
         student = quantization_aware_training(student, data, e.finetune_steps, teacher, alpha,
                                               e.finetune_learning_rate / 10, preserve_sparsity=e.prune_sparsity > 0,
-                                              heatmap_loss=ctx.cfg.distill.heatmap_loss)
+                                              heatmap_loss=distill.heatmap_loss)
         notes["qat"] = {"finetune_steps": e.finetune_steps, "preserve_sparsity": e.prune_sparsity > 0}
         print(f"    quantization-aware training: {e.finetune_steps} steps")
     return student, notes
 
 
-def prune_channels(ctx, student, data, teacher=None):
-    """Remove whole channels of ``student`` as ``ctx.cfg.export`` asks (saliency on ``data``, the fine-tuning
-    batches), then fine-tune the narrower model through the Distiller. Returns (model, metadata entry)."""
+def prune_channels(student, data, export: ExportConfig, distill: DistillConfig, teacher=None):
+    """Remove whole channels of ``student`` as ``export`` asks (saliency on ``data``, the fine-tuning batches), then
+    fine-tune the narrower model through the Distiller. Returns (model, metadata entry)."""
     from tfpose.finetune import finetune
     from tfpose.structured_prune import structured_prune
 
-    e, d = ctx.cfg.export, ctx.cfg.distill
+    e, d = export, distill
     try:
         result = structured_prune(student, e.prune_target_gmacs * 1e9 if e.prune_target_gmacs > 0 else None,
                                   e.prune_channel_ratio if e.prune_channel_ratio < 1 else None, e.prune_criterion,
@@ -191,43 +197,66 @@ def prune_channels(ctx, student, data, teacher=None):
     return model, {**result.summary(), "finetune_steps": e.finetune_steps}
 
 
-def prune_and_save(ctx, student, teacher=None) -> Path:
-    """``tfpose prune``: remove channels and/or weights of ``student`` as ``ctx.cfg.export`` asks, fine-tuned, and
-    write ``student_pruned.keras`` with ``student_pruned.json`` (what was removed; MACs before and after) as a set."""
+def prune_and_save(student, data, export: ExportConfig, distill: DistillConfig, out: Path, teacher=None) -> Path:
+    """``tfpose prune``: remove channels and/or weights of ``student`` as ``export`` asks, fine-tuned on ``data``
+    (``finetune_data``; None when there is nothing to prune, which is refused), and write ``out /
+    student_pruned.keras`` with ``student_pruned.json`` (what was removed; MACs before and after) as a set."""
     import json
 
-    e = ctx.cfg.export
+    e = export
     if not prunes_channels(e) and e.prune_sparsity <= 0:
         raise InputError("nothing to prune: give a MAC target, a channel ratio or a sparsity",
                          field="export.prune_target_gmacs")
-    model, notes = compress_student(ctx, student, teacher, quantize=False)
-    path = ctx.out / "student_pruned.keras"
+    model, notes = compress_student(student, data, e, distill, teacher, quantize=False)
+    path = Path(out) / "student_pruned.keras"
     with atomic_paths(path.with_suffix(".json"), path) as (tmp_notes, tmp_model):
         tmp_notes.write_text(json.dumps(notes, indent=2) + "\n")
         model.save(tmp_model)
     return path
 
 
-def _finetune_data(ctx, teacher, batch: int):
-    """The training data of the distillation stage: every source, drawn by its weight; a SavedModel teacher's
-    cached views when the config caches them (the same folder training filled), else the teacher runs online."""
+def finetune_data(cfg: PipelineConfig, out: Path, sampler, draw: np.ndarray, teacher=None):
+    """The fine-tuning batches of pruning and QAT (``cfg.export.finetune_batch_size``): the distillation stage's
+    training crops from ``sampler`` (every source's persons; with unlabelled ones when a teacher guides and
+    ``distill.unlabelled``), each drawn with probability ``draw`` (N,); a SavedModel teacher's cached views when the
+    config caches them (the same folder under ``out`` or ``distill.teacher_cache`` that training filled), else the
+    teacher runs online."""
     from tfpose.data.pipeline import build_dataset
     from tfpose.distill.teachers import SavedModelTeacher, TeacherViewSampler, build_teacher_view_dataset
 
-    d = ctx.cfg.distill
-    sampler, draw = ctx.training_sampler(with_unlabelled=teacher is not None and d.unlabelled, augment=True)
+    d, batch = cfg.distill, cfg.export.finetune_batch_size
     if isinstance(teacher, SavedModelTeacher) and d.teacher_views > 0:
         from tfpose.distill.view_cache import cached_teacher_views, cached_view_dataset
         from tfpose.train import is_chief
 
-        cache = cached_teacher_views(ctx.cfg, ctx.out, teacher, sampler, d.teacher_views,
-                                     chief=is_chief(d.train.strategy))
-        return cached_view_dataset(cache, ctx.codec, ctx.skeleton.flip_index, draw, batch,
-                                   ctx.cfg.data.augment.colour, ctx.cfg.seed + 7)
+        cache = cached_teacher_views(cfg, out, teacher, sampler, d.teacher_views, chief=is_chief(d.train.strategy))
+        return cached_view_dataset(cache, sampler.codec, sampler.flip_index, draw, batch, cfg.data.augment.colour,
+                                   cfg.seed + 7)
     if isinstance(teacher, SavedModelTeacher):
         return build_teacher_view_dataset(TeacherViewSampler(sampler, teacher.input_size), batch, training=True,
-                                          seed=ctx.cfg.seed, probabilities=draw)
-    return build_dataset(sampler, batch, training=True, seed=ctx.cfg.seed, probabilities=draw)
+                                          seed=cfg.seed, probabilities=draw)
+    return build_dataset(sampler, batch, training=True, seed=cfg.seed, probabilities=draw)
+
+
+def calibration_crops(sampler, draw: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """(n, H, W, 3) float32: ``count`` (at most every) distinct persons of ``sampler`` drawn with probability
+    ``draw`` (N,), cropped as training crops them without augmentation, so the int8 ranges see every kind of photo."""
+    rng = np.random.default_rng(seed)
+    index = rng.choice(len(sampler), min(count, len(sampler)), replace=False, p=draw)
+    return np.stack([sampler.sample(int(i)).crop for i in index]).astype(np.float32)
+
+
+def export_student(student, out: Path, codec: HeatmapCodec, skeleton: Skeleton, padding: float, cfg: ExportConfig,
+                   calibration: np.ndarray, reference: np.ndarray, reference_weights: np.ndarray, data=None,
+                   distill: DistillConfig | None = None, teacher=None) -> Path:
+    """Prune / QAT-train ``student`` if ``cfg`` asks (``compress_student`` on ``data``, ``teacher`` guiding), convert
+    it with ``calibration`` crops (N, H, W, 3) setting the int8 ranges, and write ``out / export_name(cfg)``, checked
+    on the ``reference`` crops (M, H, W, 3) and their keypoint weights (M, K)."""
+    path = Path(out) / export_name(cfg)
+    student, notes = compress_student(student, data, cfg, distill, teacher)
+    export_tflite(student, path, codec, skeleton, padding, cfg, calibration, reference, reference_weights, notes)
+    print(f"    {path.name}: {path.stat().st_size / 1024:.0f} KiB ({len(calibration)} calibration crops)")
+    return path
 
 
 def write_android_assets(tflite_path: str | Path, out_dir: str | Path, readme: str | None = None) -> Path:

@@ -60,6 +60,14 @@ class Context:
         return CropSampler(persons, self.codec, self.skeleton.flip_index, self.cfg.data.padding,
                            self.cfg.data.augment if augment else None, self.images), draw
 
+    def finetune_data(self, teacher):
+        """The fine-tuning batches of pruning and QAT (``tfpose.export.finetune_data``): every training source,
+        with its unlabelled persons when a teacher guides and ``distill.unlabelled``."""
+        from tfpose.export import finetune_data
+
+        unlabelled = teacher is not None and self.cfg.distill.unlabelled
+        return finetune_data(self.cfg, self.out, *self.training_sampler(unlabelled, augment=True), teacher)
+
 
 @dataclass
 class TrainingSource:
@@ -461,24 +469,20 @@ def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str, dataset: Coco
 
 
 def export_student(ctx: Context, student, teacher=None) -> Path:
-    """Prune / QAT-train the student if the export config asks (``teacher`` guiding), convert it, write the file."""
-    from tfpose.export import check_model_fits, compress_student, export_name, export_tflite
+    """The export stage (``tfpose.export.export_student``) on this run's data: calibration crops from every training
+    source as training draws them, reference crops from dev-val, fine-tuning batches when the config compresses."""
+    from tfpose.export import calibration_crops, check_model_fits, compresses, export_student as export
 
     check_model_fits(student, ctx.codec, ctx.skeleton)   # before crops of a mistyped size are cut
     e = ctx.cfg.export
-    path = ctx.out / export_name(e)
-    # calibration crops from every training source, as training draws them, so the int8 ranges see every kind of photo
     calib, draw = ctx.training_sampler(with_unlabelled=False, augment=False)
-    rng = np.random.default_rng(ctx.cfg.seed)
-    calib_idx = rng.choice(len(calib), min(e.calibration_samples, len(calib)), replace=False, p=draw)
-    calibration = np.stack([calib.sample(int(i)).crop for i in calib_idx]).astype(np.float32)
+    calibration = calibration_crops(calib, draw, e.calibration_samples, ctx.cfg.seed)
     ref = ctx.sampler(ctx.val, augment=False)
     ref_samples = [ref.sample(i) for i in range(min(e.reference_samples, len(ref)))]
-    student, notes = compress_student(ctx, student, teacher)
-    export_tflite(student, path, ctx.codec, ctx.skeleton, ctx.cfg.data.padding, e, calibration,
-                  np.stack([s.crop for s in ref_samples]), np.stack([s.weights for s in ref_samples]), notes)
-    print(f"    {path.name}: {path.stat().st_size / 1024:.0f} KiB ({len(calibration)} calibration crops)")
-    return path
+    data = ctx.finetune_data(teacher) if compresses(e) else None
+    return export(student, ctx.out, ctx.codec, ctx.skeleton, ctx.cfg.data.padding, e, calibration,
+                  np.stack([s.crop for s in ref_samples]), np.stack([s.weights for s in ref_samples]), data,
+                  ctx.cfg.distill, teacher)
 
 
 def set_slug(name: str) -> str:
