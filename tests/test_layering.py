@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("registry", ("tfpose.models.registry",)),
     ("config", ("tfpose.config",)),
     ("data", ("tfpose.data",)),
-    ("evaluation", ("tfpose.evaluation", "tfpose.whole_image")),
+    ("evaluation", ("tfpose.evaluation", "tfpose.whole_image", "tfpose.report")),
     # the device side: numpy, OpenCV and a TFLite interpreter (tflite.convert, which needs TensorFlow, sits higher)
     ("device", ("tflite.runtime", "tflite.metadata", "tflite.benchmark", "tflite.macs", "tflite.adapters",
                 "tflite.detector", "tflite.whole_images", "tflite.validate", "tflite.video_validate", "tflite")),

@@ -28,6 +28,7 @@ from tfpose.data.coco import CocoDataset, ImageStore, load_coco
 from tfpose.data.samples import CropSampler
 from tfpose.data.synthetic import ensure_synthetic
 from tfpose.errors import InputError
+from tfpose.report import build_summary, set_slug, summary_figures, summary_markdown
 from tfpose.skeleton import Skeleton, get_skeleton
 
 
@@ -485,11 +486,6 @@ def export_student(ctx: Context, student, teacher=None) -> Path:
                   ctx.cfg.distill, teacher)
 
 
-def set_slug(name: str) -> str:
-    """A dev-val set's name ("parse:test") as the validator's set name and a file name ("parse_test")."""
-    return name.replace(":", "_")
-
-
 def validate_tflite(ctx: Context, tflite_path: Path) -> dict:
     from tflite.validate import validate
 
@@ -543,8 +539,6 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
     with stage(ctx, "evaluate teacher"):
         teacher_sets = {name: evaluate_keras(ctx, teacher, f"teacher on {name}", dataset)
                         for name, dataset in ctx.val_sets.items()} if teacher is not None else {}
-        teacher_metrics = teacher_sets.get("val", {"AP": float("nan"), "AP_ci95": [float("nan")] * 2,
-                                                   "PCK@0.2": float("nan"), "mean_OKS": float("nan")})
     with stage(ctx, "distill"):
         student = distil_student(ctx, teacher)
     if not chief:       # a multi-worker run's other workers: training was their part
@@ -553,82 +547,16 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
     with stage(ctx, "evaluate student"):
         student_sets = {name: evaluate_keras(ctx, student, f"float student on {name}", dataset)
                         for name, dataset in ctx.val_sets.items()}
-        student_metrics = student_sets["val"]
     with stage(ctx, "export"):
         tflite_path = export_student(ctx, student, teacher)
     with stage(ctx, "validate"):
         report = validate_tflite(ctx, tflite_path)
     ctx.timings["total"] = round(time.perf_counter() - t0, 1)
-    summary = {
-        "teacher": _row(teacher_metrics, teacher.count_params() if hasattr(teacher, "count_params") else 0),
-        "student_float": _row(student_metrics, student.count_params()),
-        "student_int8": {**_row(report["accuracy"], student.count_params()),
-                         "size_kib": round(report["size_bytes"] / 1024, 1),
-                         "latency_ms": {str(t["threads"]): round(t["median_ms"], 2) for t in report["latency"]},
-                         "joints_within_1_cell": report["parity"]["joints_within_1_cell"]},
-        "stage_seconds": ctx.timings,
-    }
-    if len(ctx.val_sets) > 1:
-        int8_sets = {name: report["sets"][set_slug(name)]["comparison"][0] for name in list(ctx.val_sets)[1:]}
-        summary["other_dev_val"] = {
-            name: {"teacher": _row(teacher_sets[name], 0) if teacher_sets else None,
-                   "student_float": _row(student_sets[name], student.count_params()),
-                   "student_int8": {k: int8_sets[name][k] for k in ("AP", "mean_OKS", "PCK@0.2")}}
-            for name in int8_sets}
-    summary["figures"] = summary_figures(ctx)
+    summary = build_summary(teacher_sets, teacher.count_params() if hasattr(teacher, "count_params") else 0,
+                            student_sets, student.count_params(), report, ctx.timings, list(ctx.val_sets))
+    summary["figures"] = summary_figures(ctx.out)
     write_json(ctx.out / "summary.json", summary)
     table = summary_markdown(summary)
     write_text(ctx.out / "summary.md", table)
     print("\n" + table)
     return summary
-
-
-def summary_figures(ctx: Context) -> dict:
-    """The pictures summary.md links, relative to the run folder: ``learning_curves.png`` (val mean OKS per epoch
-    of the teacher and the student, from their runs' learning_curve.json) and the int8 student's best and worst
-    overlays; a figure that was not made is left out."""
-    from tfpose.visualize import plot_learning_curve
-
-    curves = {}
-    for label, run in (("teacher", "teacher_run"), ("student", "distill_run")):
-        path = ctx.out / run / "learning_curve.json"
-        if path.is_file():
-            curves[label] = [(p["epoch"], p["val"]["mean_OKS"]) for p in json.loads(path.read_text()) if "epoch" in p]
-    figures = {}
-    if any(curves.values()) and plot_learning_curve(curves, "val mean OKS", ctx.out / "learning_curves.png", "epochs"):
-        figures["learning_curves"] = "learning_curves.png"
-    for name in ("best", "worst"):
-        if (ctx.out / "validation" / f"{name}.png").is_file():
-            figures[f"{name}_overlays"] = f"validation/{name}.png"
-    return figures
-
-
-def _row(metrics: dict, params: int) -> dict:
-    return {"AP": round(metrics["AP"], 4), "AP_ci95": [round(v, 4) for v in metrics["AP_ci95"]],
-            "mean_OKS": round(metrics.get("mean_OKS", float("nan")), 4),
-            "PCK@0.2": round(metrics["PCK@0.2"], 4), "params_M": round(params / 1e6, 3)}
-
-
-def summary_markdown(s: dict) -> str:
-    lines = ["| model | params (M) | OKS AP | AP 95 % CI | PCK@0.2 | size | 1-thread ms |", "|---|---|---|---|---|---|---|"]
-    for name, key in (("teacher", "teacher"), ("student (Keras float)", "student_float"),
-                      ("student (int8 TFLite)", "student_int8")):
-        r = s[key]
-        size = f"{r['size_kib']:.0f} KiB" if "size_kib" in r else ""
-        ms = f"{r['latency_ms'].get('1', float('nan')):.2f}" if "latency_ms" in r else ""
-        params = f"{r['params_M']:.2f}" if r["params_M"] else "-"      # a SavedModel teacher does not say
-        lines.append(f"| {name} | {params} | {r['AP']:.3f} | {r['AP_ci95'][0]:.3f}-{r['AP_ci95'][1]:.3f} "
-                     f"| {r['PCK@0.2']:.3f} | {size} | {ms} |")
-    lines += ["", "Stage times (s): " + ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items())]
-    figures = s.get("figures", {})
-    if "learning_curves" in figures:
-        lines += ["", "Val mean OKS over the epochs, teacher and student:", "",
-                  f"![learning curves]({figures['learning_curves']})"]
-    overlays = [f"[{name}]({figures[f'{name}_overlays']})" for name in ("best", "worst") if f"{name}_overlays" in figures]
-    if overlays:
-        lines += ["", "The int8 student's " + " and ".join(overlays) + " crops of the val split, by OKS."]
-    return "\n".join(lines) + "\n"
-
-
-def load_summary(out: str | Path) -> dict:
-    return json.loads((Path(out) / "summary.json").read_text())
