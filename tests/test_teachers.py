@@ -111,7 +111,7 @@ def test_config_selects_the_savedmodel_teacher_and_the_pipeline_scores_it_on_its
     p.load_data(ctx)
     teacher = p.train_teacher(ctx)
     assert isinstance(teacher, SavedModelTeacher)
-    metrics = p.evaluate_keras(ctx, teacher, "teacher")
+    metrics = ctx.evaluate(teacher, "teacher")
     assert metrics["AP"] > 0.2 and metrics["PCK@0.2"] > 0.6   # measured 0.304 and 0.732 (35 val persons)
 
 

@@ -36,7 +36,7 @@ def cmd_train_teacher(args) -> None:
     with p.stage(ctx, "teacher"):
         teacher = p.train_teacher(ctx)
     if teacher is not None:   # teacher.source none: nothing to train or score
-        p.evaluate_keras(ctx, teacher, "teacher")
+        ctx.evaluate(teacher, "teacher")
 
 
 def cmd_distill(args) -> None:
@@ -47,7 +47,7 @@ def cmd_distill(args) -> None:
     teacher = p.train_teacher(ctx)
     with p.stage(ctx, "distill"):
         student = p.distil_student(ctx, teacher)
-    p.evaluate_keras(ctx, student, "student")
+    ctx.evaluate(student, "student")
 
 
 def cmd_export(args) -> None:

@@ -28,7 +28,7 @@ from tfpose.data.coco import CocoDataset, ImageStore, load_coco
 from tfpose.data.samples import CropSampler
 from tfpose.data.synthetic import ensure_synthetic
 from tfpose.errors import InputError
-from tfpose.report import build_summary, set_slug, summary_figures, summary_markdown
+from tfpose.report import build_summary, print_metrics, set_slug, summary_figures, summary_markdown
 from tfpose.skeleton import Skeleton, get_skeleton
 
 
@@ -60,6 +60,16 @@ class Context:
         persons, draw = training_persons(self, with_unlabelled)
         return CropSampler(persons, self.codec, self.skeleton.flip_index, self.cfg.data.padding,
                            self.cfg.data.augment if augment else None, self.images), draw
+
+    def evaluate(self, model, name: str, dataset: CocoDataset | None = None, ap_resamples: int = 200) -> dict:
+        """``tfpose.distill.teachers.evaluate_model`` of a Keras model or a SavedModel teacher on ``dataset`` (the
+        val split), printed as ``name``; ``ap_resamples``: see ``score_predictions``."""
+        from tfpose.distill.teachers import evaluate_model
+
+        metrics = evaluate_model(model, self.val if dataset is None else dataset, self.codec, self.skeleton,
+                                 self.cfg.data.padding, self.images, ap_resamples)
+        print_metrics(name, metrics)
+        return metrics
 
     def finetune_data(self, teacher):
         """The fine-tuning batches of pruning and QAT (``tfpose.export.finetune_data``): every training source,
@@ -268,7 +278,7 @@ def dev_val_scorer(ctx: Context, run_dir: Path, run_name: str, steps_between: in
     points = json.loads(path.read_text()) if path.is_file() else []
 
     def score(model, step: int | None = None) -> dict:
-        metrics = {name: evaluate_keras(ctx, model, f"{run_name} {name}", dataset, ap_resamples=0)
+        metrics = {name: ctx.evaluate(model, f"{run_name} {name}", dataset, ap_resamples=0)
                    for name, dataset in ctx.val_sets.items()}
         if step is None:
             step = (points[-1]["step"] if points else 0) + steps_between
@@ -423,52 +433,6 @@ def distil_student(ctx: Context, teacher):
     return student
 
 
-def evaluate_keras(ctx: Context, model, name: str, dataset: CocoDataset | None = None, ap_resamples: int = 200) -> dict:
-    """OKS AP etc. of a Keras model (or a SavedModel teacher, on its square views) on ``dataset`` (the val split);
-    ``ap_resamples``: see ``score_predictions``."""
-    from tfpose.distill.teachers import SavedModelTeacher
-    from tfpose.evaluation import evaluate_predictor
-
-    dataset = ctx.val if dataset is None else dataset
-    if isinstance(model, SavedModelTeacher):
-        return _evaluate_savedmodel_teacher(ctx, model, name, dataset, ap_resamples)
-
-    def predict(crops):
-        return model.predict_on_batch(crops.astype(np.float32))
-
-    metrics, _ = evaluate_predictor(predict, dataset, ctx.codec, ctx.skeleton, ctx.cfg.data.padding,
-                                    ap_resamples=ap_resamples)
-    _print_metrics(name, metrics)
-    return metrics
-
-
-def _print_metrics(name: str, metrics: dict) -> None:
-    lo, hi = metrics["AP_ci95"]
-    interval = f" (95 % CI {lo:.3f}-{hi:.3f})" if np.isfinite(lo) else ""
-    print(f"    {name}: AP {metrics['AP']:.3f}{interval}, mean OKS {metrics['mean_OKS']:.3f}, "
-          f"PCK@0.2 {metrics['PCK@0.2']:.3f}", flush=True)
-
-
-def _evaluate_savedmodel_teacher(ctx: Context, teacher, name: str, dataset: CocoDataset, ap_resamples: int) -> dict:
-    from tfpose.data.transforms import apply_matrix, invert_matrix, warp_image
-    from tfpose.distill.teachers import teacher_matrix
-    from tfpose.evaluation import Predictions, crop_person, score_predictions
-
-    persons = dataset.labelled()
-    crops, mats, views = [], [], []
-    for person in persons:
-        crop, m = crop_person(person, ctx.images, ctx.codec, ctx.cfg.data.padding)
-        crops.append(crop), mats.append(m)
-        views.append(warp_image(ctx.images(person.image_path),
-                                teacher_matrix(m, ctx.codec.input_size, teacher.input_size), teacher.input_size))
-    keypoints, scores = ctx.codec.decode(teacher.precompute(np.stack(views).astype(np.float32)))
-    in_image = np.stack([apply_matrix(k, invert_matrix(m)) for k, m in zip(keypoints, mats)]).astype(np.float32)
-    metrics = score_predictions(Predictions(persons, in_image, scores, np.stack(crops), np.stack(mats)),
-                                dataset, ctx.skeleton, ap_resamples=ap_resamples)
-    _print_metrics(name, metrics)
-    return metrics
-
-
 def export_student(ctx: Context, student, teacher=None) -> Path:
     """The export stage (``tfpose.export.export_student``) on this run's data: calibration crops from every training
     source as training draws them, reference crops from dev-val, fine-tuning batches when the config compresses."""
@@ -537,7 +501,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
     with stage(ctx, "teacher"):
         teacher = train_teacher(ctx)
     with stage(ctx, "evaluate teacher"):
-        teacher_sets = {name: evaluate_keras(ctx, teacher, f"teacher on {name}", dataset)
+        teacher_sets = {name: ctx.evaluate(teacher, f"teacher on {name}", dataset)
                         for name, dataset in ctx.val_sets.items()} if teacher is not None else {}
     with stage(ctx, "distill"):
         student = distil_student(ctx, teacher)
@@ -545,7 +509,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
         print("==> this worker is done; the chief evaluates, exports, validates and summarises", flush=True)
         return {}
     with stage(ctx, "evaluate student"):
-        student_sets = {name: evaluate_keras(ctx, student, f"float student on {name}", dataset)
+        student_sets = {name: ctx.evaluate(student, f"float student on {name}", dataset)
                         for name, dataset in ctx.val_sets.items()}
     with stage(ctx, "export"):
         tflite_path = export_student(ctx, student, teacher)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 NAN_METRICS = {"AP": float("nan"), "AP_ci95": [float("nan")] * 2, "PCK@0.2": float("nan"), "mean_OKS": float("nan")}
@@ -12,6 +13,14 @@ NAN_METRICS = {"AP": float("nan"), "AP_ci95": [float("nan")] * 2, "PCK@0.2": flo
 def set_slug(name: str) -> str:
     """A dev-val set's name ("parse:test") as the validator's set name and a file name ("parse_test")."""
     return name.replace(":", "_")
+
+
+def print_metrics(name: str, metrics: dict) -> None:
+    """One line: ``name``'s AP (with its 95 % interval when it has one), mean OKS and PCK@0.2."""
+    lo, hi = metrics["AP_ci95"]
+    interval = f" (95 % CI {lo:.3f}-{hi:.3f})" if math.isfinite(lo) else ""
+    print(f"    {name}: AP {metrics['AP']:.3f}{interval}, mean OKS {metrics['mean_OKS']:.3f}, "
+          f"PCK@0.2 {metrics['PCK@0.2']:.3f}", flush=True)
 
 
 def build_summary(teacher_sets: dict, teacher_params: int, student_sets: dict, student_params: int, report: dict,

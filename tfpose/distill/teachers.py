@@ -186,3 +186,42 @@ def build_teacher_view_dataset(sampler: TeacherViewSampler, batch_size: int, tra
     from tfpose.data.pipeline import sample_dataset
 
     return sample_dataset(len(sampler), load_tf, batch_size, training, seed, probabilities, shard)
+
+
+def evaluate_model(model, dataset, codec: HeatmapCodec, skeleton, padding: float, images=None,
+                   ap_resamples: int = 200) -> dict:
+    """OKS AP etc. (``score_predictions``) of a Keras heatmap model, or of a SavedModel teacher
+    (``evaluate_teacher``), on every labelled person of ``dataset`` (a ``CocoDataset``), cut as ``codec`` and
+    ``padding`` crop it; ``images``: an ``ImageStore`` to share (the teacher path reads whole images)."""
+    if isinstance(model, SavedModelTeacher):
+        return evaluate_teacher(model, dataset, codec, skeleton, padding, images, ap_resamples)
+    from tfpose.evaluation import evaluate_predictor
+
+    def predict(crops):
+        return model.predict_on_batch(crops.astype(np.float32))
+
+    metrics, _ = evaluate_predictor(predict, dataset, codec, skeleton, padding, ap_resamples=ap_resamples)
+    return metrics
+
+
+def evaluate_teacher(teacher: SavedModelTeacher, dataset, codec: HeatmapCodec, skeleton, padding: float,
+                     images=None, ap_resamples: int = 200) -> dict:
+    """A SavedModel teacher scored as the student is: each person's student crop (``codec``, ``padding``) seen
+    through the teacher's square view of it (``teacher_matrix``), its heatmaps decoded by ``codec`` and mapped
+    back to the image."""
+    from tfpose.data.coco import ImageStore
+    from tfpose.data.transforms import apply_matrix, invert_matrix, warp_image
+    from tfpose.evaluation import Predictions, crop_person, score_predictions
+
+    images = images if images is not None else ImageStore()
+    persons = dataset.labelled()
+    crops, mats, views = [], [], []
+    for person in persons:
+        crop, m = crop_person(person, images, codec, padding)
+        crops.append(crop), mats.append(m)
+        views.append(warp_image(images(person.image_path),
+                                teacher_matrix(m, codec.input_size, teacher.input_size), teacher.input_size))
+    keypoints, scores = codec.decode(teacher.precompute(np.stack(views).astype(np.float32)))
+    in_image = np.stack([apply_matrix(k, invert_matrix(m)) for k, m in zip(keypoints, mats)]).astype(np.float32)
+    return score_predictions(Predictions(persons, in_image, scores, np.stack(crops), np.stack(mats)),
+                             dataset, skeleton, ap_resamples=ap_resamples)
