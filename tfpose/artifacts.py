@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
@@ -178,3 +179,45 @@ def input_files(path: Path) -> list:
         return [(path.name, path.stat().st_size, path.stat().st_mtime_ns)]
     return sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
                   for f in path.rglob("*") if f.is_file())
+
+
+def data_state(data_cfg, datasets) -> dict:
+    """What a trained model learnt from and was selected on: the data config ``data_cfg`` (a ``DataConfig``), every
+    person of ``datasets`` (every training source and dev-val set: image, box, keypoints, visibility) and each image
+    file's size and modification time."""
+    persons, images = hashlib.sha256(), {}
+    for dataset in datasets:
+        hash_persons(persons, dataset.persons)
+        images.update((str(p.image_path), None) for p in dataset.persons)
+    for name in images:
+        stat = os.stat(name) if os.path.exists(name) else None
+        images[name] = (stat.st_size, stat.st_mtime_ns) if stat else None
+    return {"config": asdict(data_cfg), "persons": persons.hexdigest(),
+            "images": hashlib.sha256(json.dumps(sorted(images.items())).encode()).hexdigest()}
+
+
+def teacher_record(cfg, data: dict) -> dict:
+    """What a trained teacher.keras depends on, by section (``make_record``): the ``PipelineConfig`` ``cfg``'s teacher,
+    codec, skeleton and seed, and ``data`` (``data_state``)."""
+    t = cfg.teacher
+    return make_record({"teacher": {"source": t.source, "model": asdict(t.model), "train": asdict(t.train)},
+                        "data": data, "codec": asdict(cfg.codec), "skeleton": cfg.skeleton,
+                        "seed": cfg.seed})
+
+
+def student_record(cfg, data: dict) -> dict:
+    """What student.keras depends on: the distillation config, the teacher (a trained one's record, else its
+    config and files), the files the student starts from, and the data (``data_state``), codec, skeleton and seed."""
+    d, t = cfg.distill, cfg.teacher
+    if t.source == "train":
+        teacher = teacher_record(cfg, data)["digest"]
+    elif t.source == "none":
+        teacher = "none"
+    else:
+        teacher = {"config": {k: v for k, v in asdict(t).items() if k not in ("train", "model")},
+                   "files": input_files(Path(t.path)) if Path(t.path).exists() else None}
+    files = [f for f in (d.student.init, *(d.dskd.assistants if d.method == "dskd" else ())) if f and Path(f).exists()]
+    return make_record({"distill": {k: v for k, v in asdict(d).items() if k != "teacher_cache"},
+                        "teacher": teacher, "student files": {f: input_files(Path(f)) for f in files},
+                        "data": data, "codec": asdict(cfg.codec), "skeleton": cfg.skeleton,
+                        "seed": cfg.seed})

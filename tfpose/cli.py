@@ -96,7 +96,7 @@ def _export_teacher(ctx, path, p):
     """The teacher that guides pruning / QAT fine-tuning: ``--teacher``, else the config's Keras or SavedModel
     teacher, else a trained teacher.keras in the run folder (refused when another config made it); None (ground
     truth alone) otherwise."""
-    from tfpose.artifacts import stale_reason
+    from tfpose.artifacts import stale_reason, teacher_record
     from tfpose.errors import InputError
     from tfpose.export import prunes_channels
 
@@ -110,7 +110,7 @@ def _export_teacher(ctx, path, p):
     trained = ctx.out / "teacher.keras"
     if t.source != "train" or not trained.is_file():
         return None
-    reason = stale_reason(trained, p.teacher_record(ctx))
+    reason = stale_reason(trained, teacher_record(ctx.cfg, ctx.data_state()))
     if reason is not None:
         raise InputError(f"{reason}: it cannot guide this export; pass --teacher or run `tfpose train-teacher` "
                          "with this config", path=trained)

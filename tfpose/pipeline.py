@@ -14,14 +14,14 @@ import shutil
 import time
 import zipfile
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from tfpose.artifacts import (atomic_paths, hash_persons, input_files, make_record, record_path, remove_stale_temporaries, stale_reason,
-                              write_json, write_text)
+from tfpose.artifacts import (atomic_paths, data_state, record_path, remove_stale_temporaries, stale_reason,
+                              student_record, teacher_record, write_json, write_text)
 from tfpose.codec import HeatmapCodec
 from tfpose.config import PipelineConfig
 from tfpose.data.coco import CocoDataset, ImageStore, load_coco
@@ -60,6 +60,10 @@ class Context:
         persons, draw = training_persons(self, with_unlabelled)
         return CropSampler(persons, self.codec, self.skeleton.flip_index, self.cfg.data.padding,
                            self.cfg.data.augment if augment else None, self.images), draw
+
+    def data_state(self) -> dict:
+        """``tfpose.artifacts.data_state`` of every training source and dev-val set; the data must be loaded."""
+        return data_state(self.cfg.data, [s.dataset for s in self.sources] + list(self.val_sets.values()))
 
     def evaluate(self, model, name: str, dataset: CocoDataset | None = None, ap_resamples: int = 200) -> dict:
         """``tfpose.distill.teachers.evaluate_model`` of a Keras model or a SavedModel teacher on ``dataset`` (the
@@ -293,48 +297,6 @@ def dev_val_scorer(ctx: Context, run_dir: Path, run_name: str, steps_between: in
     return score
 
 
-def data_state(ctx: Context) -> dict:
-    """What a trained model learnt from and was selected on: the data config, every person of every training
-    source and dev-val set (image, box, keypoints, visibility) and each image file's size and modification time."""
-    import hashlib
-
-    persons, images = hashlib.sha256(), {}
-    for dataset in [s.dataset for s in ctx.sources] + list(ctx.val_sets.values()):
-        hash_persons(persons, dataset.persons)
-        images.update((str(p.image_path), None) for p in dataset.persons)
-    for name in images:
-        stat = os.stat(name) if os.path.exists(name) else None
-        images[name] = (stat.st_size, stat.st_mtime_ns) if stat else None
-    return {"config": asdict(ctx.cfg.data), "persons": persons.hexdigest(),
-            "images": hashlib.sha256(json.dumps(sorted(images.items())).encode()).hexdigest()}
-
-
-def teacher_record(ctx: Context) -> dict:
-    """What a trained teacher.keras depends on, by section (``make_record``); the data must be loaded."""
-    t = ctx.cfg.teacher
-    return make_record({"teacher": {"source": t.source, "model": asdict(t.model), "train": asdict(t.train)},
-                        "data": data_state(ctx), "codec": asdict(ctx.cfg.codec), "skeleton": ctx.cfg.skeleton,
-                        "seed": ctx.cfg.seed})
-
-
-def student_record(ctx: Context) -> dict:
-    """What student.keras depends on: the distillation config, the teacher (a trained one's record, else its
-    config and files), the files the student starts from, and the data, codec, skeleton and seed."""
-    d, t = ctx.cfg.distill, ctx.cfg.teacher
-    if t.source == "train":
-        teacher = teacher_record(ctx)["digest"]
-    elif t.source == "none":
-        teacher = "none"
-    else:
-        teacher = {"config": {k: v for k, v in asdict(t).items() if k not in ("train", "model")},
-                   "files": input_files(Path(t.path)) if Path(t.path).exists() else None}
-    files = [f for f in (d.student.init, *(d.dskd.assistants if d.method == "dskd" else ())) if f and Path(f).exists()]
-    return make_record({"distill": {k: v for k, v in asdict(d).items() if k != "teacher_cache"},
-                        "teacher": teacher, "student files": {f: input_files(Path(f)) for f in files},
-                        "data": data_state(ctx), "codec": asdict(ctx.cfg.codec), "skeleton": ctx.cfg.skeleton,
-                        "seed": ctx.cfg.seed})
-
-
 def reuse(path: Path, record: dict) -> bool:
     """Whether the stage may return the artifact at ``path`` as it is; says why, either way."""
     reason = stale_reason(path, record)
@@ -385,7 +347,7 @@ def train_teacher(ctx: Context):
 
         return SavedModelTeacher(Path(t.path), ctx.codec, t.signature, t.input_key, t.output_key,
                                  tuple(t.input_size), t.stride, t.sigma)
-    record = teacher_record(ctx)
+    record = teacher_record(ctx.cfg, ctx.data_state())
     if reuse(path, record):
         return load_keras(path)
     claim_run_dir(ctx.out / "teacher_run", record, t.train.strategy)
@@ -408,7 +370,7 @@ def distil_student(ctx: Context, teacher):
 
     d = ctx.cfg.distill
     path = ctx.out / "student.keras"
-    record = student_record(ctx)
+    record = student_record(ctx.cfg, ctx.data_state())
     if reuse(path, record):
         return load_keras(path)
     claim_run_dir(ctx.out / "distill_run", record, d.train.strategy)
