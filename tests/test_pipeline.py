@@ -97,7 +97,8 @@ def test_each_source_draws_its_weight_of_the_crops_spread_evenly_over_its_person
 
     from tfpose.config import load_config
     from tfpose.data.coco import CocoDataset
-    from tfpose.pipeline import TrainingSource, make_context, training_persons
+    from tfpose.data.sources import TrainingSource, training_persons
+    from tfpose.pipeline import make_context
 
     def source(name, weight, persons, unlabelled=True):
         return TrainingSource(name, CocoDataset(tmp_path / f"{name}.json", tmp_path, {}, persons, {}), weight,
@@ -108,15 +109,15 @@ def test_each_source_draws_its_weight_of_the_crops_spread_evenly_over_its_person
     b = _persons([5, 6], first_ann=20) + _persons([7], labelled=False, first_ann=30)
     ctx.sources = [source("a", 1.0, a), source("b", 3.0, b, unlabelled=False),
                    source("empty", 2.0, []), source("off", 0.0, _persons([8], first_ann=40))]
-    persons, p = training_persons(ctx, with_unlabelled=False)
+    persons, p = training_persons(ctx.sources, ctx.cfg.data.min_keypoints, with_unlabelled=False)
     assert [q.ann_id for q in persons] == [1, 2, 3, 20, 21]     # no empty source, no weight-0 source
     np.testing.assert_allclose(p, [1 / 4 / 3] * 3 + [3 / 4 / 2] * 2)
-    persons, p = training_persons(ctx, with_unlabelled=True)
+    persons, p = training_persons(ctx.sources, ctx.cfg.data.min_keypoints, with_unlabelled=True)
     assert [q.ann_id for q in persons] == [1, 2, 3, 10, 20, 21]  # b keeps its boxes without keypoints out
     np.testing.assert_allclose(p, [1 / 4 / 4] * 4 + [3 / 4 / 2] * 2)
     assert p.sum() == pytest.approx(1.0)
     ctx.sources = [source("empty", 1.0, [])]
-    persons, p = training_persons(ctx, with_unlabelled=True)
+    persons, p = training_persons(ctx.sources, ctx.cfg.data.min_keypoints, with_unlabelled=True)
     assert persons == [] and len(p) == 0
 
 
@@ -157,7 +158,8 @@ def _coco_source(root, split="val", **extra):
 def test_sources_and_dev_val_sets_are_read_and_weighted(synthetic_root, tmp_path):
     import numpy as np
 
-    from tfpose.pipeline import load_data, make_context, training_persons
+    from tfpose.data.sources import training_persons
+    from tfpose.pipeline import load_data, make_context
 
     ctx = make_context(_data_cfg(synthetic_root, "data.weight=1.0",
                                  f"data.sources=[{_coco_source(synthetic_root, 'train', weight=3.0)}]",
@@ -165,7 +167,7 @@ def test_sources_and_dev_val_sets_are_read_and_weighted(synthetic_root, tmp_path
     load_data(ctx)
     assert [s.weight for s in ctx.sources] == [1.0, 3.0] and list(ctx.val_sets) == ["val", "coco:all"]
     assert len(ctx.val_sets["coco:all"].images) == 8 and len(ctx.sources[1].dataset.images) == 24
-    persons, p = training_persons(ctx, with_unlabelled=False)
+    persons, p = training_persons(ctx.sources, ctx.cfg.data.min_keypoints, with_unlabelled=False)
     main = len(ctx.train.labelled())
     assert len(persons) == main + len(ctx.sources[1].dataset.labelled())
     assert p[:main].sum() == pytest.approx(0.25) and p[main:].sum() == pytest.approx(0.75)

@@ -68,7 +68,8 @@ def test_the_default_students_sources_hold_no_dev_val_image_and_draw_by_their_we
     from pathlib import Path
 
     from tfpose.config import load_config
-    from tfpose.pipeline import load_data, make_context, training_persons
+    from tfpose.data.sources import training_persons
+    from tfpose.pipeline import load_data, make_context
 
     shared_path("data/lsp/lspet_dataset/joints.mat")
     root = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def test_the_default_students_sources_hold_no_dev_val_image_and_draw_by_their_we
     assert {name: len(v.labelled()) for name, v in ctx.val_sets.items()} == {"val": 35, "parse:test": 205}
     train_images = {p.image_path.resolve() for s in ctx.sources for p in s.dataset.persons}
     assert not train_images & {p.image_path.resolve() for v in ctx.val_sets.values() for p in v.persons}
-    persons, draw = training_persons(ctx, with_unlabelled=True)
+    persons, draw = training_persons(ctx.sources, ctx.cfg.data.min_keypoints, with_unlabelled=True)
     assert len(persons) == 8317 + 46 and np.isclose(draw.sum(), 1.0)     # 46 coco boxes without keypoints
     weights = np.array([s.weight for s in ctx.sources])
     sizes = [len(s.dataset.labelled()) + (len(s.dataset.unlabelled()) if s.unlabelled else 0) for s in ctx.sources]

@@ -24,9 +24,9 @@ from tfpose.artifacts import (atomic_paths, data_state, record_path, remove_stal
                               student_record, teacher_record, write_json, write_text)
 from tfpose.codec import HeatmapCodec
 from tfpose.config import PipelineConfig
-from tfpose.data.coco import CocoDataset, ImageStore, load_coco
+from tfpose.data.coco import CocoDataset, ImageStore
 from tfpose.data.samples import CropSampler
-from tfpose.data.synthetic import ensure_synthetic
+from tfpose.data.sources import TrainingSource, load_datasets, training_persons
 from tfpose.errors import InputError
 from tfpose.report import build_summary, print_metrics, set_slug, summary_figures, summary_markdown
 from tfpose.skeleton import Skeleton, get_skeleton
@@ -40,7 +40,7 @@ class Context:
     skeleton: Skeleton
     train: CocoDataset | None = None
     val: CocoDataset | None = None
-    sources: list["TrainingSource"] = field(default_factory=list)   # every training dataset, the main split first
+    sources: list[TrainingSource] = field(default_factory=list)   # every training dataset, the main split first
     val_sets: dict[str, CocoDataset] = field(default_factory=dict)   # every dev-val set, "val" first
     images: ImageStore = field(default_factory=ImageStore)
     timings: dict = field(default_factory=dict)
@@ -57,7 +57,7 @@ class Context:
     def training_sampler(self, with_unlabelled: bool, augment: bool) -> tuple[CropSampler, np.ndarray]:
         """Every training person of every source (``training_persons``) as one sampler, and the (N,) probability
         of drawing each."""
-        persons, draw = training_persons(self, with_unlabelled)
+        persons, draw = training_persons(self.sources, self.cfg.data.min_keypoints, with_unlabelled)
         return CropSampler(persons, self.codec, self.skeleton.flip_index, self.cfg.data.padding,
                            self.cfg.data.augment if augment else None, self.images), draw
 
@@ -84,30 +84,10 @@ class Context:
         return finetune_data(self.cfg, self.out, *self.training_sampler(unlabelled, augment=True), teacher)
 
 
-@dataclass
-class TrainingSource:
-    name: str
-    dataset: CocoDataset
-    weight: float          # share of the training draws, relative to the other sources
-    unlabelled: bool       # its boxes without keypoints join the teacher-only crops
-
-
-def training_persons(ctx: Context, with_unlabelled: bool) -> tuple[list, np.ndarray]:
-    """Every training person of every source, and each one's probability of being drawn (N,): a source draws
-    ``weight / sum(weights)`` of the crops, spread evenly over its persons."""
-    groups = []
-    for source in ctx.sources:
-        persons = source.dataset.labelled(ctx.cfg.data.min_keypoints)
-        if with_unlabelled and source.unlabelled:
-            persons = persons + source.dataset.unlabelled()
-        if persons and source.weight > 0:
-            groups.append((persons, source.weight))
-    if not groups:
-        return [], np.zeros(0)
-    total = sum(w for _, w in groups)
-    persons = [p for group, _ in groups for p in group]
-    probabilities = np.concatenate([np.full(len(g), w / total / len(g)) for g, w in groups])
-    return persons, probabilities
+def load_data(ctx: Context) -> None:
+    """The data stage (``tfpose.data.sources.load_datasets``) into the run's Context."""
+    ctx.sources, ctx.val_sets = load_datasets(ctx.cfg.data, ctx.skeleton.num_keypoints)
+    ctx.train, ctx.val = ctx.sources[0].dataset, ctx.val_sets["val"]
 
 
 def make_context(cfg: PipelineConfig, out: str | Path) -> Context:
@@ -139,61 +119,6 @@ class stage:
         dt = time.perf_counter() - self.t
         self.ctx.timings[self.name] = round(dt, 1)
         print(f"==> [{self.name}] {'failed' if exc_type else 'done'} in {dt:.1f} s", flush=True)
-
-
-def load_data(ctx: Context) -> None:
-    from tfpose.data.readers import read_dataset
-
-    d = ctx.cfg.data
-    k = ctx.skeleton.num_keypoints
-    root = Path(d.root)
-    if d.source == "synthetic":
-        s = d.synthetic
-        ensure_synthetic(root, s.num_train_images, s.num_val_images, tuple(s.image_size), s.max_people, s.seed)
-    ctx.train = load_coco(root / d.train_annotations, root / d.train_images, k)
-    if d.val_fraction > 0:
-        ctx.train, ctx.val = ctx.train.split(d.val_fraction, d.split_seed)
-    else:
-        ctx.val = load_coco(root / d.val_annotations, root / d.val_images, k)
-
-    def read(s, where):
-        try:
-            return read_dataset(s.format, s.root, s.split, s.annotations or None, s.images or None, k)
-        except InputError as e:     # the reader knows the file, only the config knows which entry named it
-            raise InputError(str(e), field=where) from e
-
-    ctx.sources = [TrainingSource(d.source, ctx.train, d.weight, True)]
-    ctx.sources += [TrainingSource(f"{s.format}:{Path(s.root).name}:{s.split}", read(s, f"data.sources[{i}]"),
-                                   s.weight, s.unlabelled) for i, s in enumerate(d.sources)]
-    ctx.val_sets = {"val": ctx.val}
-    for i, s in enumerate(d.val_sources):
-        name = f"{s.format}:{s.split}"
-        if name in ctx.val_sets:        # two sets of one format and split: keep both, told apart by their index
-            name = f"{name}:{i}"
-        ctx.val_sets[name] = read(s, f"data.val_sources[{i}]")
-    check_held_out(ctx)
-    for source in ctx.sources:
-        print(f"    train {source.name}: {len(source.dataset.labelled(d.min_keypoints))} labelled persons "
-              f"(+{len(source.dataset.unlabelled())} boxes) in {len(source.dataset.images)} images, weight {source.weight}")
-    for name, val in ctx.val_sets.items():
-        print(f"    dev-val {name}: {len(val.labelled())} persons in {len(val.images)} images")
-    if not any(s.dataset.labelled(d.min_keypoints) for s in ctx.sources):
-        raise InputError("no annotation with labelled keypoints (empty dataset)", path=ctx.train.annotation_file)
-
-
-def check_held_out(ctx: Context) -> None:
-    """No training source may hold an image of a dev-val set (compared by resolved path): scores on a set the
-    student was trained on say nothing about new photos."""
-    held_out = {}
-    for name, val in ctx.val_sets.items():
-        held_out.update({Path(p.image_path).resolve(): name for p in val.persons})
-    for i, source in enumerate(ctx.sources):
-        for person in source.dataset.persons:
-            hit = held_out.get(Path(person.image_path).resolve())
-            if hit is not None:
-                field_name = "data" if i == 0 else f"data.sources[{i - 1}]"
-                raise InputError(f"training source {source.name} holds {person.image_path}, an image of the "
-                                 f"dev-val set '{hit}': never train on a set you report", field=field_name)
 
 
 def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_name: str, distill_cfg=None):
