@@ -23,7 +23,7 @@ import yaml
 from tfpose.artifacts import (atomic_paths, data_state, record_path, remove_stale_temporaries, stale_reason,
                               student_record, teacher_record, write_json, write_text)
 from tfpose.codec import HeatmapCodec
-from tfpose.config import PipelineConfig
+from tfpose.config import PipelineConfig, ValidateConfig
 from tfpose.data.coco import CocoDataset, ImageStore
 from tfpose.data.samples import CropSampler
 from tfpose.data.sources import TrainingSource, load_datasets, training_persons
@@ -337,21 +337,22 @@ def export_student(ctx: Context, student, teacher=None) -> Path:
                   ctx.cfg.distill, teacher)
 
 
-def validate_tflite(ctx: Context, tflite_path: Path) -> dict:
+def validate_tflite(tflite_path: Path, out: Path, val_sets: dict[str, CocoDataset], v: ValidateConfig) -> dict:
+    """The validate stage: ``tflite.validate`` (as on the device) of ``tflite_path`` on every dev-val set (``val``
+    first; each written beside the run in ``out`` as COCO JSON, the exact split, so a device run scores the same
+    persons), with ``v``'s threads, latency runs and overlays; the report lands in ``out/validation``."""
     from tflite.validate import validate
 
-    v = ctx.cfg.validate
-    val_dir = ctx.out / "validation"
-    val_ann = ctx.out / "val_annotations.json"
-    write_json(val_ann, ctx.val.raw)  # the exact split, so the device run scores the same persons
+    val = val_sets["val"]
+    val_ann = out / "val_annotations.json"
+    write_json(val_ann, val.raw)
     extra_sets = []
-    for name, dataset in list(ctx.val_sets.items())[1:]:
-        path = ctx.out / f"val_{set_slug(name)}.json"
+    for name, dataset in list(val_sets.items())[1:]:
+        path = out / f"val_{set_slug(name)}.json"
         write_json(path, dataset.raw)
         extra_sets.append((set_slug(name), path, dataset.image_dir))
-    report = validate(tflite_path, val_ann, ctx.val.image_dir, val_dir, threads=v.threads, warmup=v.warmup_runs,
-                      runs=v.latency_runs, overlays=v.overlays, extra_sets=tuple(extra_sets))
-    return report
+    return validate(tflite_path, val_ann, val.image_dir, out / "validation", threads=v.threads, warmup=v.warmup_runs,
+                    runs=v.latency_runs, overlays=v.overlays, extra_sets=tuple(extra_sets))
 
 
 def load_keras(path: Path):
@@ -401,7 +402,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:
     with stage(ctx, "export"):
         tflite_path = export_student(ctx, student, teacher)
     with stage(ctx, "validate"):
-        report = validate_tflite(ctx, tflite_path)
+        report = validate_tflite(tflite_path, ctx.out, ctx.val_sets, ctx.cfg.validate)
     ctx.timings["total"] = round(time.perf_counter() - t0, 1)
     summary = build_summary(teacher_sets, teacher.count_params() if hasattr(teacher, "count_params") else 0,
                             student_sets, student.count_params(), report, ctx.timings, list(ctx.val_sets))
