@@ -12,15 +12,13 @@ import json
 import os
 import shutil
 import time
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from tfpose.artifacts import (atomic_paths, data_state, record_path, remove_stale_temporaries, stale_reason,
+from tfpose.artifacts import (data_state, record_path, remove_stale_temporaries, stale_reason,
                               student_record, teacher_record, write_json, write_text)
 from tfpose.codec import HeatmapCodec
 from tfpose.config import PipelineConfig, ValidateConfig
@@ -28,6 +26,7 @@ from tfpose.data.coco import CocoDataset, ImageStore
 from tfpose.data.samples import CropSampler
 from tfpose.data.sources import TrainingSource, load_datasets, training_persons
 from tfpose.errors import InputError
+from tfpose.keras_io import load_keras, save_keras
 from tfpose.report import build_summary, print_metrics, set_slug, summary_figures, summary_markdown
 from tfpose.skeleton import Skeleton, get_skeleton
 
@@ -353,27 +352,6 @@ def validate_tflite(tflite_path: Path, out: Path, val_sets: dict[str, CocoDatase
         extra_sets.append((set_slug(name), path, dataset.image_dir))
     return validate(tflite_path, val_ann, val.image_dir, out / "validation", threads=v.threads, warmup=v.warmup_runs,
                     runs=v.latency_runs, overlays=v.overlays, extra_sets=tuple(extra_sets))
-
-
-def load_keras(path: Path):
-    from tfpose._keras import keras
-    import tfpose.models  # noqa: F401  (registers custom layers)
-
-    if not path.exists():
-        raise InputError("model not found", path=path)
-    try:
-        return keras.models.load_model(path, compile=False)
-    # a damaged file fails in its archive, its HDF5 weights or its config, each in its own way
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise InputError(f"not a loadable Keras model ({type(e).__name__}: {str(e)[:200]})", path=path) from None
-
-
-def save_keras(model, path: Path, record: dict | None = None) -> None:
-    """Save ``model`` atomically; with ``record`` (what made it, ``make_record``) beside it, the two as one set."""
-    with atomic_paths(path, *([record_path(path)] if record else [])) as tmps:
-        model.save(tmps[0])
-        if record:
-            tmps[1].write_text(json.dumps(record, indent=2) + "\n")
 
 
 def run_pipeline(cfg: PipelineConfig, out: str | Path) -> dict:

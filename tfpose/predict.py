@@ -58,7 +58,7 @@ def _keras_pose_model(path: Path, padding: float) -> PoseModel:
     from tfpose.codec import HeatmapCodec
     from tfpose.config import CodecConfig
     from tfpose.models.registry import deployable
-    from tfpose.pipeline import load_keras
+    from tfpose.keras_io import load_keras
 
     model = deployable(load_keras(path))
     in_shape, out_shape = model.input_shape, model.output_shape

@@ -397,7 +397,7 @@ def train_and_export(cfg: DkdRunConfig, out_dir: str | Path) -> dict:
     from tflite.video_validate import report_markdown, validate_video
     from tfpose.artifacts import write_json, write_text
     from tfpose.codec import HeatmapCodec
-    from tfpose.pipeline import load_keras, save_keras
+    from tfpose.keras_io import load_keras, save_keras
     from tfpose.skeleton import COCO17
 
     out_dir = Path(out_dir)
