@@ -248,7 +248,7 @@ def _tiny_fit(run_dir, dataset=None):
 
 
 def test_the_checkpoint_is_kept_until_the_trained_model_is_saved(tmp_path, monkeypatch):
-    import tfpose.pipeline as p
+    import tfpose.train as p
 
     def checkpointed():
         return any((run_dir / "backup").rglob("*ckpt*"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from tfpose.artifacts import (data_state, record_path, remove_stale_temporaries, stale_reason,
-                              student_record, teacher_record, write_json, write_text)
+from tfpose.artifacts import (data_state, remove_stale_temporaries, student_record, teacher_record, write_json,
+                              write_text)
 from tfpose.codec import HeatmapCodec
 from tfpose.config import PipelineConfig, ValidateConfig
 from tfpose.data.coco import CocoDataset, ImageStore
 from tfpose.data.samples import CropSampler
 from tfpose.data.sources import TrainingSource, load_datasets, training_persons
 from tfpose.errors import InputError
-from tfpose.keras_io import load_keras, save_keras
+from tfpose.keras_io import load_keras
 from tfpose.report import build_summary, print_metrics, set_slug, summary_figures, summary_markdown
 from tfpose.skeleton import Skeleton, get_skeleton
 
@@ -221,44 +220,11 @@ def dev_val_scorer(ctx: Context, run_dir: Path, run_name: str, steps_between: in
     return score
 
 
-def reuse(path: Path, record: dict) -> bool:
-    """Whether the stage may return the artifact at ``path`` as it is; says why, either way."""
-    reason = stale_reason(path, record)
-    if reason is None:
-        print(f"    reusing {path} (made by the same config and data)")
-    elif path.exists():
-        print(f"    {reason}: training again")
-    return reason is None
-
-
-def claim_run_dir(run_dir: Path, record: dict, strategy: str) -> None:
-    """Keep ``run_dir``'s checkpoint and learning curve only when ``record`` made them: a resumed run continues
-    the same training, never another config's (which is removed). The chief alone writes."""
-    from tfpose.train import is_chief
-
-    if not is_chief(strategy):
-        return
-    reason = stale_reason(run_dir, record)
-    if reason is not None and run_dir.exists():
-        print(f"    {reason}: its checkpoint and learning curve are removed")
-        shutil.rmtree(run_dir)
-    write_json(record_path(run_dir), record)
-
-
-def save_trained(model, path: Path, record: dict, run_dir: Path, strategy: str) -> None:
-    """Save a trained model with its record, then drop its run's checkpoint: until the model is in place the
-    checkpoint still resumes the run, so a kill while saving loses nothing. The chief alone writes."""
-    from tfpose.train import discard_checkpoint, is_chief
-
-    if is_chief(strategy):
-        save_keras(model, path, record)
-        discard_checkpoint(run_dir)
-
-
 def train_teacher(ctx: Context):
     """Train the configured teacher (or load a saved Keras one); returns the single-output model."""
     from tfpose._keras import keras
     from tfpose.models import build_model, deployable
+    from tfpose.train import claim_run_dir, reuse, save_trained
 
     t = ctx.cfg.teacher
     path = ctx.out / "teacher.keras"
@@ -291,6 +257,7 @@ def train_teacher(ctx: Context):
 def distil_student(ctx: Context, teacher):
     from tfpose._keras import keras
     from tfpose.models import build_model
+    from tfpose.train import claim_run_dir, reuse, save_trained
 
     d = ctx.cfg.distill
     path = ctx.out / "student.keras"

@@ -20,10 +20,12 @@ from typing import Callable
 import numpy as np
 
 from tfpose._keras import keras, tf
+from tfpose.artifacts import record_path, stale_reason, write_json
 from tfpose.config import TrainConfig
 from tfpose.data.pipeline import Shard
 from tfpose.distill.distiller import Distiller
 from tfpose.errors import InputError, TrainingDiverged
+from tfpose.keras_io import save_keras
 
 
 def learning_rate(cfg: TrainConfig, steps_per_epoch: int):
@@ -227,3 +229,36 @@ def check_finite(distiller: Distiller, history: keras.callbacks.History, stage: 
                            + (f"loss {losses[bad_epoch]}" if bad_epoch is not None else
                               f"non-finite weights in {', '.join(bad_weights[:3])}")
                            + "; nothing was saved. Lower the learning rate or check the config's weights")
+
+
+# ---------------------------------------------------------------- a training stage's run folder and its result
+
+
+def reuse(path: Path, record: dict) -> bool:
+    """Whether the stage may return the artifact at ``path`` as it is; says why, either way."""
+    reason = stale_reason(path, record)
+    if reason is None:
+        print(f"    reusing {path} (made by the same config and data)")
+    elif path.exists():
+        print(f"    {reason}: training again")
+    return reason is None
+
+
+def claim_run_dir(run_dir: Path, record: dict, strategy: str) -> None:
+    """Keep ``run_dir``'s checkpoint and learning curve only when ``record`` made them: a resumed run continues
+    the same training, never another config's (which is removed). The chief alone writes."""
+    if not is_chief(strategy):
+        return
+    reason = stale_reason(run_dir, record)
+    if reason is not None and run_dir.exists():
+        print(f"    {reason}: its checkpoint and learning curve are removed")
+        shutil.rmtree(run_dir)
+    write_json(record_path(run_dir), record)
+
+
+def save_trained(model, path: Path, record: dict, run_dir: Path, strategy: str) -> None:
+    """Save a trained model with its record, then drop its run's checkpoint: until the model is in place the
+    checkpoint still resumes the run, so a kill while saving loses nothing. The chief alone writes."""
+    if is_chief(strategy):
+        save_keras(model, path, record)
+        discard_checkpoint(run_dir)
