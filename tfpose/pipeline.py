@@ -129,7 +129,7 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     from tfpose.data.pipeline import build_dataset
     from tfpose.distill.distiller import Distiller
     from tfpose.distill.teachers import SavedModelTeacher, TeacherViewSampler, build_teacher_view_dataset
-    from tfpose.train import detached, fit, float32_head, is_chief, make_strategy, precision
+    from tfpose.train import detached, dev_val_scorer, fit, float32_head, is_chief, make_strategy, precision
 
     # boxes without keypoints: every GT weight is 0, the teacher alone teaches
     with_unlabelled = teacher is not None and distill_cfg is not None and distill_cfg.unlabelled
@@ -181,8 +181,8 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
                           assistants=[load_keras(Path(a)) for a in distill_cfg.dskd.assistants]
                           if distill_cfg.method == "dskd" else [])
         distiller = Distiller(student, teacher, alpha, **kwargs)
-    scorer = dev_val_scorer(ctx, ctx.out / run_name, run_name, steps * max(1, train_cfg.eval_every_epochs), steps,
-                            write=is_chief(strategy))
+    scorer = dev_val_scorer(ctx.evaluate, ctx.val_sets, ctx.out / run_name, run_name,
+                            steps * max(1, train_cfg.eval_every_epochs), steps, write=is_chief(strategy))
     multi_worker = strategy.extended._in_multi_worker_mode()
     if train_cfg.eval_every_epochs > 0 and not scorer.points:
         # where training starts from: a pretrained student scores already
@@ -190,34 +190,6 @@ def _train_model(ctx: Context, student, teacher, alpha: float, train_cfg, run_na
     fit(distiller, train_ds, val_ds, train_cfg, ctx.out / run_name, steps, evaluate_ap=scorer)
     # a multi-worker model predicts only in step with every worker: what follows (evaluation, export) gets a copy
     return detached(distiller.student) if multi_worker else distiller.student
-
-
-def dev_val_scorer(ctx: Context, run_dir: Path, run_name: str, steps_between: int, steps_per_epoch: int,
-                   write: bool = True):
-    """``student -> metrics on the val split``, which also scores every other dev-val set and appends all of them
-    to ``run_dir/learning_curve.json`` (one point per call, ``steps_between`` training steps after the last one,
-    or at ``step``) and ``learning_curve.png`` (mean OKS against steps); ``write=False`` (a multi-worker run's
-    other workers) keeps the points in memory only. A resumed run keeps the points it had.
-    The points skip AP's bootstrap interval, which would cost ten times the rest."""
-    from tfpose.visualize import plot_learning_curve
-
-    path = run_dir / "learning_curve.json"
-    points = json.loads(path.read_text()) if path.is_file() else []
-
-    def score(model, step: int | None = None) -> dict:
-        metrics = {name: ctx.evaluate(model, f"{run_name} {name}", dataset, ap_resamples=0)
-                   for name, dataset in ctx.val_sets.items()}
-        if step is None:
-            step = (points[-1]["step"] if points else 0) + steps_between
-        points.append({"step": step, "epoch": round(step / max(1, steps_per_epoch), 3), **{name: {k: m[k] for k in ("AP", "mean_OKS", "PCK@0.2")}
-                                        for name, m in metrics.items()}})
-        if write:
-            write_json(path, points)
-            plot_learning_curve({name: [(p["step"], p[name]["mean_OKS"]) for p in points] for name in ctx.val_sets},
-                                "dev-val mean OKS", run_dir / "learning_curve.png")
-        return metrics["val"]
-    score.points = points
-    return score
 
 
 def train_teacher(ctx: Context):

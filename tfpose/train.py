@@ -11,6 +11,7 @@ resume, so the run folder must be on a file system that all of them see.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import sys
@@ -262,3 +263,32 @@ def save_trained(model, path: Path, record: dict, run_dir: Path, strategy: str) 
     if is_chief(strategy):
         save_keras(model, path, record)
         discard_checkpoint(run_dir)
+
+
+def dev_val_scorer(evaluate: Callable, val_sets: dict, run_dir: Path, run_name: str, steps_between: int,
+                   steps_per_epoch: int, write: bool = True):
+    """``student -> metrics on the val split`` (``val_sets["val"]``), which also scores every other dev-val set of
+    ``val_sets`` (``evaluate(model, name, dataset, ap_resamples=...) -> metrics``) and appends all of them
+    to ``run_dir/learning_curve.json`` (one point per call, ``steps_between`` training steps after the last one,
+    or at ``step``) and ``learning_curve.png`` (mean OKS against steps); ``write=False`` (a multi-worker run's
+    other workers) keeps the points in memory only. A resumed run keeps the points it had.
+    The points skip AP's bootstrap interval, which would cost ten times the rest."""
+    from tfpose.visualize import plot_learning_curve
+
+    path = run_dir / "learning_curve.json"
+    points = json.loads(path.read_text()) if path.is_file() else []
+
+    def score(model, step: int | None = None) -> dict:
+        metrics = {name: evaluate(model, f"{run_name} {name}", dataset, ap_resamples=0)
+                   for name, dataset in val_sets.items()}
+        if step is None:
+            step = (points[-1]["step"] if points else 0) + steps_between
+        points.append({"step": step, "epoch": round(step / max(1, steps_per_epoch), 3),
+                       **{name: {k: m[k] for k in ("AP", "mean_OKS", "PCK@0.2")} for name, m in metrics.items()}})
+        if write:
+            write_json(path, points)
+            plot_learning_curve({name: [(p["step"], p[name]["mean_OKS"]) for p in points] for name in val_sets},
+                                "dev-val mean OKS", run_dir / "learning_curve.png")
+        return metrics["val"]
+    score.points = points
+    return score
