@@ -105,13 +105,17 @@ def export_tflite(model, out_path: str | Path, codec: HeatmapCodec, skeleton: Sk
                           codec if cfg.decode == "keypoints" else None)
     meta = build_metadata(model, codec, skeleton, padding, cfg, model_bytes, extra)
     reference = model.predict(reference_crops.astype(np.float32), batch_size=16, verbose=0)
-    data = tfl_metadata.attach(model_bytes, meta)
-    # the model goes last: a .tflite in place means its reference is too
+    return write_with_reference(out_path, tfl_metadata.attach(model_bytes, meta),
+                                crops=reference_crops.astype(np.uint8), heatmaps=reference.astype(np.float32),
+                                weights=reference_weights.astype(np.float32))
+
+
+def write_with_reference(out_path: Path, data: bytes, **reference) -> Path:
+    """``out_path`` (the .tflite bytes ``data``) and ``out_path.reference.npz`` (the ``reference`` arrays and the
+    sha256 of ``data``) as one set; the model goes last: a .tflite in place means its reference is too."""
     with atomic_paths(out_path.with_suffix(".reference.npz"), out_path) as (tmp_reference, tmp_model):
         with open(tmp_reference, "wb") as f:
-            np.savez_compressed(f, crops=reference_crops.astype(np.uint8), heatmaps=reference.astype(np.float32),
-                                weights=reference_weights.astype(np.float32),
-                                model_sha256=np.array(hashlib.sha256(data).hexdigest()))
+            np.savez_compressed(f, **reference, model_sha256=np.array(hashlib.sha256(data).hexdigest()))
         tmp_model.write_bytes(data)
     return out_path
 
@@ -348,15 +352,9 @@ def export_detector(model, out_path: str | Path, codec, quant: str, calibration:
             "detector": codec.to_dict(), "normalisation": DETECTOR_NORMALISATION,
             "input": _io(interpreter.get_input_details())[0], "outputs": _io(interpreter.get_output_details()),
             **(metadata or {})}
-    data = tfl_metadata.attach(model_bytes, meta)
     scores, distances = model.predict(reference.astype(np.float32), batch_size=4, verbose=0)
-    with atomic_paths(out_path.with_suffix(".reference.npz"), out_path) as (tmp_reference, tmp_model):
-        with open(tmp_reference, "wb") as f:
-            np.savez_compressed(f, squares=reference.astype(np.uint8), scores=scores.astype(np.float32),
-                                distances=distances.astype(np.float32),
-                                model_sha256=np.array(hashlib.sha256(data).hexdigest()))
-        tmp_model.write_bytes(data)
-    return out_path
+    return write_with_reference(out_path, tfl_metadata.attach(model_bytes, meta), squares=reference.astype(np.uint8),
+                                scores=scores.astype(np.float32), distances=distances.astype(np.float32))
 
 
 def write_detector_assets(tflite_path: str | Path, out_dir: str | Path, card: str,

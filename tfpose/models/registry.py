@@ -53,15 +53,16 @@ def get_spec(name: str, *, path: object = None, field: str | None = None) -> Mod
 
 
 def check_model(name: str, params: dict, *, path: object = None, field: str | None = None,
-                fixed: tuple[str, ...] = (), kind: Literal["pose", "detector"] = "pose") -> ModelSpec:
-    """The spec of model ``name`` after checking that it is a model of ``kind`` and that its builder takes every key
-    of ``params`` and of ``fixed`` (the parameters the caller passes itself, which ``params`` may not hold); an
-    InputError naming ``field``.name or ``field``.params.KEY, the parameters it takes and the nearest one otherwise."""
+                fixed: tuple[str, ...] = (), kind: Literal["pose", "detector"] | None = "pose") -> ModelSpec:
+    """The spec of model ``name`` after checking that it is a model of ``kind`` (None: any kind) and that its builder
+    takes every key of ``params`` and of ``fixed`` (the parameters the caller passes itself, which ``params`` may not
+    hold); an InputError naming ``field``.name or ``field``.params.KEY, the parameters it takes and the nearest one
+    otherwise."""
     def where(sub: str) -> str | None:
         return f"{field}.{sub}" if field else None
 
     spec = get_spec(name, path=path, field=where("name"))
-    if (spec.role == "detector") != (kind == "detector"):
+    if kind is not None and (spec.role == "detector") != (kind == "detector"):
         choices = ", ".join(s.name for s in list_models(kind))
         raise InputError(f"'{name}' is a {'person detector' if spec.role == 'detector' else 'pose model'}, not a "
                          f"{kind} model; {kind} models: {choices}", path=path, field=where("name"))
@@ -94,7 +95,7 @@ def list_models(kind: Literal["pose", "detector", "all"] = "pose") -> list[Model
 def build_model(name: str, num_keypoints: int = 17, input_size: tuple[int, int] | None = None,
                 **params) -> keras.Model:
     """Build a registered model; an unknown name or parameter is an InputError that names the nearest valid one."""
-    spec = check_model(name, params)
+    spec = check_model(name, params, kind=None)
     if spec.role == "detector":
         return spec.builder(input_size=tuple(input_size or spec.input_size), **params)
     return spec.builder(input_size=tuple(input_size or spec.input_size), num_keypoints=num_keypoints, **params)
