@@ -156,3 +156,17 @@ def test_cross_entropy_is_refused_for_methods_defined_on_mse():
         Distiller(student, None, heatmap_loss="bce")
     sigmoid_student = build_model("mobilenetv2", 17, TINY_INPUT, **{**get_spec("mobilenetv2").tiny})
     assert Distiller(sigmoid_student, None, heatmap_loss="bce").pointwise.__name__ == "keypoint_bce"
+
+
+def test_cross_entropy_takes_a_quantization_aware_sigmoid_student():
+    """The default student's QAT export fine-tunes with cross-entropy: tfmot's wrapper around the final sigmoid
+    still outputs probabilities (the export failed on this with a ValueError)."""
+    from tests.conftest import TINY_INPUT
+    from tfpose.distill.distiller import Distiller, ends_in_sigmoid
+    from tfpose.models import build_model, get_spec
+    from tfpose.quantize import fold_batchnorm, quantize_aware
+
+    student = build_model("mobilenetv2", 17, TINY_INPUT, **get_spec("mobilenetv2").tiny)
+    qat = quantize_aware(fold_batchnorm(student))
+    assert qat.layers[-1].name.startswith("quant_") and ends_in_sigmoid(qat)
+    assert Distiller(qat, None, heatmap_loss="bce").pointwise.__name__ == "keypoint_bce"

@@ -34,6 +34,8 @@ def ends_in_sigmoid(model: keras.Model) -> bool:
     """Whether every output of ``model`` is a sigmoid activation (probabilities that cross-entropy can read)."""
     names = model.output_names if isinstance(model.output, (list, tuple)) else [model.output_names[0]]
     layers = [model.get_layer(name) for name in names]
+    # tfmot's QAT and pruning wrappers hold the layer they wrap (a fake-quantized sigmoid is still a probability)
+    layers = [getattr(layer, "layer", layer) for layer in layers]
     return all(isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "sigmoid"
                for layer in layers)
 
