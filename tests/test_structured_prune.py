@@ -233,3 +233,11 @@ def test_export_name_says_how_the_channels_were_pruned():
     assert export_name(ExportConfig(quant="qat-int8", prune_channel_ratio=0.75)) == \
         "student_qat-int8_channels-r0.75.tflite"
     assert not prunes_channels(ExportConfig()) and prunes_channels(ExportConfig(prune_channel_ratio=0.5))
+
+
+def test_pruning_fine_tunes_for_its_own_steps_else_for_qats():
+    from tfpose.config import ExportConfig
+    from tfpose.export import pruning_steps
+
+    assert pruning_steps(ExportConfig(finetune_steps=300)) == 300
+    assert pruning_steps(ExportConfig(finetune_steps=300, prune_finetune_steps=1500)) == 1500

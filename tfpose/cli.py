@@ -79,7 +79,7 @@ def cmd_prune(args) -> None:
 
     flags = {"prune_target_gmacs": args.target_gmacs, "prune_channel_ratio": args.ratio,
              "prune_criterion": args.criterion, "prune_allocation": args.allocation,
-             "prune_sparsity": args.sparsity, "finetune_steps": args.finetune_steps}
+             "prune_sparsity": args.sparsity, "prune_finetune_steps": args.finetune_steps}
     # positional notation: YAML reads "1e-06" as a string
     args.overrides = [*args.overrides, *(f"export.{k}={format(v, '.12f') if isinstance(v, float) else v}"
                                          for k, v in flags.items() if v is not None)]

@@ -180,6 +180,7 @@ class ExportConfig:
     prune_saliency_batches: int = 8              # fine-tuning batches the fisher / taylor saliency is measured on
     prune_divisor: int = 8                       # every channel group keeps a multiple of this many channels
     finetune_steps: int = 300                    # pruning / QAT fine-tuning batches (teacher-guided when there is one)
+    prune_finetune_steps: int = 0                # > 0: pruning's own fine-tuning batches (a deep cut needs more than QAT)
     finetune_batch_size: int = 16
     finetune_learning_rate: float = 1e-4         # pruning; QAT uses a tenth of it
 

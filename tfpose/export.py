@@ -161,11 +161,11 @@ def compress_student(student, data, export: ExportConfig, distill: DistillConfig
         from tfpose.prune import choose_layers, prune
 
         layers = None if not e.prune_stem_and_head else choose_layers(student, True, True)
-        result = prune(student, e.prune_sparsity, data, e.finetune_steps, teacher, alpha, e.finetune_learning_rate,
+        result = prune(student, e.prune_sparsity, data, pruning_steps(e), teacher, alpha, e.finetune_learning_rate,
                        layers, e.prune_block, distill.heatmap_loss)
         student = result.model
         notes["pruning"] = {"target_sparsity": e.prune_sparsity, "sparsity": result.sparsity,
-                            "dense_layers": result.dense_layers, "finetune_steps": e.finetune_steps,
+                            "dense_layers": result.dense_layers, "finetune_steps": pruning_steps(e),
                             "block": e.prune_block, "layers": result.layers}
         print(f"    pruned to {result.sparsity:.3f} sparsity over {len(result.layers)} layers")
     if quantize and e.quant == "qat-int8":
@@ -177,6 +177,11 @@ def compress_student(student, data, export: ExportConfig, distill: DistillConfig
         notes["qat"] = {"finetune_steps": e.finetune_steps, "preserve_sparsity": e.prune_sparsity > 0}
         print(f"    quantization-aware training: {e.finetune_steps} steps")
     return student, notes
+
+
+def pruning_steps(export: ExportConfig) -> int:
+    """Fine-tuning batches after channel or weight pruning: ``prune_finetune_steps``, else QAT's ``finetune_steps``."""
+    return export.prune_finetune_steps or export.finetune_steps
 
 
 def prune_channels(student, data, export: ExportConfig, distill: DistillConfig, teacher=None):
@@ -194,11 +199,11 @@ def prune_channels(student, data, export: ExportConfig, distill: DistillConfig, 
     except ValueError as err:
         field = "export.prune_target_gmacs" if e.prune_target_gmacs > 0 else "export.prune_channel_ratio"
         raise InputError(str(err), field=field) from None
-    model = finetune(result.model, data, e.finetune_steps, teacher, d.alpha, e.finetune_learning_rate,
+    model = finetune(result.model, data, pruning_steps(e), teacher, d.alpha, e.finetune_learning_rate,
                      heatmap_loss=d.heatmap_loss)
     print(f"    channels pruned ({result.criterion}, {result.allocation}): {result.macs_before / 1e9:.3f} -> "
-          f"{result.macs_after / 1e9:.3f} GMAC, then {e.finetune_steps} fine-tuning steps")
-    return model, {**result.summary(), "finetune_steps": e.finetune_steps}
+          f"{result.macs_after / 1e9:.3f} GMAC, then {pruning_steps(e)} fine-tuning steps")
+    return model, {**result.summary(), "finetune_steps": pruning_steps(e)}
 
 
 def prune_and_save(student, data, export: ExportConfig, distill: DistillConfig, out: Path, teacher=None) -> Path:
