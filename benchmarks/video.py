@@ -5,7 +5,8 @@ DKD and One-Euro smoothing, on synthetic sequences.
 
 The full student is a pipeline run's ``student.keras`` (default: the synthetic quickstart's) with its
 ``student_int8.tflite``; it is also DKD's large model: it gives frame 1's heatmaps in training and on the device.
-DKD trains for a few minutes on rendered sequences (tfpose.distill.dkd), is exported to two int8 .tflite files,
+DKD trains for a few minutes on rendered sequences through ``tfpose pipeline`` with
+configs/dkd_synthetic-video-96x128.yaml (the student as a Keras teacher), is exported to two int8 .tflite files,
 and runs frame by frame in the TensorFlow-free validator (tflite.video_validate) on held-out sequences, beside the
 student on every frame. FLOPs come from tfpose.flops (2 x MACs); latencies are medians in ai-edge-litert, 1 thread.
 """
@@ -27,27 +28,38 @@ from tfpose.artifacts import write_text  # noqa: E402
 
 def measure(args) -> dict:
     from tflite.benchmark import measure_isolated
-    from tfpose.distill.dkd import DkdRunConfig, per_frame_macs, train_and_export
+    from tfpose.config import load_config
     from tfpose.flops import count_macs
-    from tfpose.pipeline import load_keras
+    from tfpose.keras_io import load_keras
+    from tfpose.models.dkd import parts, per_frame_macs
+    from tfpose.pipeline import run_pipeline
 
-    cfg = DkdRunConfig(teacher=str(args.student), input_size=tuple(args.input_size), sequences=args.sequences,
-                       frames=args.frames, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                       val_sequences=args.val_sequences, val_frames=args.val_frames)
-    report = train_and_export(cfg, args.out)
+    steps_per_epoch = 50
+    cfg = load_config(ROOT / "configs/dkd_synthetic-video-96x128.yaml", [
+        "teacher.source=keras", f"teacher.path={args.student}", f"seed={args.seed}",
+        f"codec.input_size=[{args.input_size[0]}, {args.input_size[1]}]",
+        f"data.video={{sequences: {args.sequences}, frames: {args.frames}, val_sequences: {args.val_sequences}, "
+        f"val_frames: {args.val_frames}, seed: {args.seed}}}",
+        f"distill.train.epochs={max(1, args.steps // steps_per_epoch)}", f"distill.train.steps_per_epoch={steps_per_epoch}",
+        f"distill.train.batch_size={args.batch_size}"])
+    report = run_pipeline(cfg, args.out)
+    report["training"] = {"teacher": str(args.student), "steps": cfg.distill.train.epochs * steps_per_epoch,
+                          "batch_size": args.batch_size, "sequences": args.sequences, "frames": args.frames,
+                          "adversarial_weight": cfg.distill.dkd.adversarial_weight,
+                          "seconds": report["timings"]["distill"]}
     student = load_keras(Path(args.student))
-    encoder = load_keras(Path(args.out) / "dkd_encoder.keras")
+    tracker = load_keras(Path(args.out) / "student.keras")
+    encoder = parts(tracker)[0]
     key = Path(report["key_model"])
     tracker_file = Path(report["tracker"])
     cost = {
         "student": {"macs": count_macs(student), "params": student.count_params(),
                     "size_bytes": key.stat().st_size,
                     "latency_ms": measure_isolated(key, None, 1, True, 10, args.runs)["median_ms"]},
-        "dkd_encoder": {"macs": per_frame_macs(encoder, "encoder"), "params": encoder.count_params(),
+        "dkd_encoder": {"macs": per_frame_macs(tracker, "encoder"), "params": encoder.count_params(),
                         "size_bytes": Path(report["encoder"]).stat().st_size,
                         "latency_ms": measure_isolated(report["encoder"], None, 1, True, 10, args.runs)["median_ms"]},
-        "dkd_tracker": {"macs": per_frame_macs(encoder, "tracker"),
-                        "params": load_keras(Path(args.out) / "dkd_tracker.keras").count_params(),
+        "dkd_tracker": {"macs": per_frame_macs(tracker, "tracker"), "params": tracker.count_params(),
                         "size_bytes": tracker_file.stat().st_size,
                         "latency_ms": report["modes"]["dkd"]["later_frames_ms"]},
     }
@@ -69,7 +81,7 @@ def section(result: dict) -> str:
         f"noise every frame), cropped per track by one box at {d['input_size'][0]}x{d['input_size'][1]}. "
         f"Full student: `{Path(t['teacher']).name}` ({s['params'] / 1e6:.2f} M parameters) and its int8 .tflite; it "
         f"is also DKD's large model (frame 1). DKD: frame encoder + pose kernel distillator + matcher "
-        f"(`tfpose.distill.dkd`), trained {t['steps']} steps (batch {t['batch_size']}, {t['sequences']} sequences x "
+        f"(`tfpose.models.dkd`, method `tfpose.distill.dkd` in the Distiller, through `tfpose pipeline`), trained {t['steps']} steps (batch {t['batch_size']}, {t['sequences']} sequences x "
         f"{t['frames']} frames, heatmap MSE + {t['adversarial_weight']} x temporal adversarial loss) in "
         f"{t['seconds'] / 60:.1f} min on this CPU; int8 TFLite (encoder uint8 in; tracker float I/O, int8 inside). "
         f"Scored frame by frame in the TensorFlow-free validator (`tflite/video_validate.py`) on {d['sequences']} "

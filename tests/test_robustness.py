@@ -131,10 +131,10 @@ def fake_training(monkeypatch):
 
     runs = []
 
-    def train(ctx, model, teacher, alpha, train_cfg, run_name, distill_cfg=None):
+    def train(cfg, data, out, model, teacher, alpha, train_cfg, run_name, distill_cfg=None):
         runs.append(run_name)
-        (ctx.out / run_name / "backup" / "chief").mkdir(parents=True, exist_ok=True)
-        (ctx.out / run_name / "backup" / "chief" / "checkpoint").write_text("epoch 1")
+        (out / run_name / "backup" / "chief").mkdir(parents=True, exist_ok=True)
+        (out / run_name / "backup" / "chief" / "checkpoint").write_text("epoch 1")
         return _tiny_model()
     monkeypatch.setattr(p, "_train_model", train)
     return runs
@@ -143,9 +143,10 @@ def fake_training(monkeypatch):
 def _stages(root, out, *overrides):
     import tfpose.pipeline as p
 
-    ctx = p.make_context(_cfg(root, *overrides), out)
-    p.load_data(ctx)
-    return ctx, p.distil_student(ctx, p.train_teacher(ctx))
+    cfg = _cfg(root, *overrides)
+    out, codec, skeleton = p.open_run(cfg, out)
+    data = p.load_data(cfg.data, codec, skeleton)
+    return data, p.distil_student(cfg, data, p.train_teacher(cfg, data, out), out)
 
 
 def test_an_artifact_is_reused_only_when_its_record_matches_and_downstream_sees_upstream(
@@ -187,7 +188,7 @@ def test_an_artifact_without_a_record_and_another_configs_checkpoint_are_not_reu
     from tfpose.artifacts import record_path
 
     out = tmp_path / "run"
-    ctx, _ = _stages(synthetic_root, out)
+    _stages(synthetic_root, out)
     record_path(out / "student.keras").unlink()               # e.g. killed between the two renames
     (out / "distill_run/backup/chief").mkdir(parents=True)   # and a checkpoint another config left
     (out / "distill_run/backup/chief/checkpoint").write_text("other")
@@ -196,9 +197,9 @@ def test_an_artifact_without_a_record_and_another_configs_checkpoint_are_not_reu
     seen = []
     original = p._train_model
 
-    def train(ctx, *args, **kwargs):
-        seen.append((ctx.out / "distill_run/backup/chief/checkpoint").exists())
-        return original(ctx, *args, **kwargs)
+    def train(cfg, data, out, *args, **kwargs):
+        seen.append((out / "distill_run/backup/chief/checkpoint").exists())
+        return original(cfg, data, out, *args, **kwargs)
     monkeypatch.setattr(p, "_train_model", train)
     _stages(synthetic_root, out)
     printed = capsys.readouterr().out
@@ -211,19 +212,19 @@ def test_a_stale_teacher_is_refused_as_an_export_guide(synthetic_root, tmp_path,
     from tfpose.cli import _export_teacher
 
     _stages(synthetic_root, tmp_path)
-    ctx = p.make_context(_cfg(synthetic_root, "teacher.train.epochs=3", "export.prune_sparsity=0.5"), tmp_path)
-    p.load_data(ctx)
+    cfg = _cfg(synthetic_root, "teacher.train.epochs=3", "export.prune_sparsity=0.5")
+    data = p.load_data(cfg.data, *p.open_run(cfg, tmp_path)[1:])
     with pytest.raises(InputError, match="teacher.keras was made under another teacher"):
-        _export_teacher(ctx, None, p)
+        _export_teacher(cfg, data, tmp_path, None)
 
 
 def test_a_batch_larger_than_the_training_set_names_the_field(synthetic_root, tmp_path):
     import tfpose.pipeline as p
 
-    ctx = p.make_context(_cfg(synthetic_root, "teacher.train.batch_size=1000"), tmp_path)
-    p.load_data(ctx)
+    cfg = _cfg(synthetic_root, "teacher.train.batch_size=1000")
+    data = p.load_data(cfg.data, *p.open_run(cfg, tmp_path)[1:])
     with pytest.raises(InputError, match="larger than the .* training persons") as e:
-        p._train_model(ctx, lambda: None, None, 0.0, ctx.cfg.teacher.train, "teacher_run")
+        p._train_model(cfg, data, tmp_path, lambda: None, None, 0.0, cfg.teacher.train, "teacher_run")
     assert e.value.field == "teacher.train.batch_size"
 
 

@@ -107,11 +107,11 @@ def test_config_selects_the_savedmodel_teacher_and_the_pipeline_scores_it_on_its
                       "configs/distill_movenet-thunder_to_peleenet-duc_coco-mini-128x96.yaml",
                       [f"data.root={data}", f"teacher.path={model}"])
     assert (cfg.distill.method, cfg.distill.unlabelled, cfg.teacher.output_key) == ("dskd", True, "heatmaps_person")
-    ctx = p.make_context(cfg, tmp_path)
-    p.load_data(ctx)
-    teacher = p.train_teacher(ctx)
+    out, codec, skeleton = p.open_run(cfg, tmp_path)
+    data = p.load_data(cfg.data, codec, skeleton)
+    teacher = p.train_teacher(cfg, data, out)
     assert isinstance(teacher, SavedModelTeacher)
-    metrics = ctx.evaluate(teacher, "teacher")
+    metrics = p.evaluate(teacher, "teacher", data)
     assert metrics["AP"] > 0.2 and metrics["PCK@0.2"] > 0.6   # measured 0.304 and 0.732 (35 val persons)
 
 
@@ -130,9 +130,9 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
                        "codec.sigma=2.0", "distill.teacher_views=2", "distill.train.epochs=1",
                        "distill.train.steps_per_epoch=2", "distill.train.batch_size=4",
                        "distill.train.eval_every_epochs=0", f"distill.teacher_cache={tmp_path / 'cache'}"])
-    ctx = p.make_context(cfg, tmp_path)
-    p.load_data(ctx)
-    sampler = ctx.sampler(ctx.train, augment=True)
+    out, codec, skeleton = p.open_run(cfg, tmp_path)
+    data = p.load_data(cfg.data, codec, skeleton)
+    sampler = data.sampler(data.train, augment=True)
     sampler.persons = sampler.persons[:3]
     cache = cached_teacher_views(cfg, tmp_path, thunder, sampler, 2)
     assert isinstance(cache, ViewCache) and (len(cache), cache.persons) == (6, 3)
@@ -154,7 +154,7 @@ def test_cached_teacher_views_are_computed_once_and_train_the_student(tmp_path, 
     np.testing.assert_array_equal(again["teacher"], cache["teacher"])
     # the cached views train a student through the Distiller, the teacher's maps arriving precomputed
     probabilities = np.full(3, 1 / 3)
-    ds = cached_view_dataset(cache, ctx.codec, ctx.skeleton.flip_index, probabilities, 4, 0.2, seed=0)
+    ds = cached_view_dataset(cache, codec, skeleton.flip_index, probabilities, 4, 0.2, seed=0)
     keras.utils.set_random_seed(0)
     student = build_model("peleenet_duc", 17, (96, 128), **TINY_STUDENT)
     distiller = Distiller(student, thunder, alpha=0.5)

@@ -237,41 +237,48 @@ def test_crop_track_uses_one_crop_region_for_the_whole_track():
 # -- DKD ----------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_dkd():
-    """A DKD at 64x64 with a tiny PeleeNet teacher, trained two steps on synthetic tracks."""
+    """A DKD tracker at 64x64 with a tiny PeleeNet teacher, trained two steps on synthetic tracks by the Distiller."""
     from tfpose._keras import keras
-    from tfpose.distill.dkd import build_dkd, synthetic_tracks, train_dkd
+    from tfpose.data.pipeline import build_track_dataset
+    from tfpose.data.synthetic_video import synthetic_tracks
+    from tfpose.distill.distiller import Distiller
     from tfpose.models import build_model
+    from tfpose.models.dkd import parts
 
     keras.utils.set_random_seed(0)
     codec = HeatmapCodec(TINY_INPUT)
     teacher = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
     data = synthetic_tracks(4, 0, 4, codec)
-    dkd = build_dkd(TINY_INPUT, 17, teacher, channels=8)
+    tracker = build_model("dkd", 17, TINY_INPUT, channels=8)
+    distiller = Distiller(tracker, teacher, method="dkd")
+    encoder, _, matcher = parts(tracker)
     before = {"teacher": [w.numpy().copy() for w in teacher.weights],
-              "encoder": [w.numpy().copy() for w in dkd.encoder.trainable_weights],
-              "matcher": [w.numpy().copy() for w in dkd.matcher.trainable_weights],
-              "discriminator": [w.numpy().copy() for w in dkd.discriminator.trainable_weights]}
-    losses = train_dkd(dkd, data, steps=2, batch_size=2, learning_rate=1e-3)
-    return {"dkd": dkd, "teacher": teacher, "codec": codec, "data": data, "before": before, "losses": losses}
+              "encoder": [w.numpy().copy() for w in encoder.trainable_weights],
+              "matcher": [w.numpy().copy() for w in matcher.trainable_weights],
+              "discriminator": [w.numpy().copy() for w in distiller.discriminator.trainable_weights]}
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = distiller.fit(build_track_dataset(data, 2, training=True), steps_per_epoch=2, epochs=1, verbose=0)
+    return {"tracker": tracker, "distiller": distiller, "teacher": teacher, "codec": codec, "data": data,
+            "before": before, "losses": history.history["loss"], "parts": {"encoder": encoder, "matcher": matcher}}
 
 
 def test_dkd_train_step_updates_tracker_and_discriminator_but_not_the_teacher(tiny_dkd):
-    dkd, before = tiny_dkd["dkd"], tiny_dkd["before"]
+    before, distiller = tiny_dkd["before"], tiny_dkd["distiller"]
     assert np.isfinite(tiny_dkd["losses"]).all()
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(before["teacher"], tiny_dkd["teacher"].weights))
-    for part in ("encoder", "matcher", "discriminator"):
-        weights = getattr(dkd, part).trainable_weights
-        assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before[part], weights)), part
+    for part, model in (*tiny_dkd["parts"].items(), ("discriminator", distiller.discriminator)):
+        assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before[part], model.trainable_weights)), part
     assert not tiny_dkd["teacher"].trainable
-    assert {"mse", "adv", "disc"} <= {m.name for m in dkd.metrics}
+    assert {"gt_loss", "kd_loss", "critic_loss"} <= {m.name for m in distiller.metrics}
 
 
 def test_dkd_first_frame_is_the_teachers_and_kernels_are_heatmap_pooled_features(tiny_dkd):
     from tfpose._keras import tf
-    from tfpose.distill.dkd import PoseKernels
+    from tfpose.distill.dkd import unroll
+    from tfpose.models.dkd import PoseKernels
 
-    dkd, frames = tiny_dkd["dkd"], tiny_dkd["data"]["frames"][:2]
-    maps = dkd(frames).numpy()
+    frames = tiny_dkd["data"]["frames"][:2]
+    maps = np.stack([m.numpy() for m in unroll(tiny_dkd["tracker"], frames, tiny_dkd["teacher"])[0]], 1)
     assert maps.shape == (2, 4, 16, 16, 17)
     teacher = tiny_dkd["teacher"](frames[:, 0].astype(np.float32), training=False).numpy()
     assert np.allclose(maps[:, 0], teacher, atol=1e-5)
@@ -286,13 +293,14 @@ def test_dkd_first_frame_is_the_teachers_and_kernels_are_heatmap_pooled_features
 
 def test_dkd_tflite_export_runs_frame_by_frame_without_tensorflow(tiny_dkd, tiny_export, tmp_path):
     from tflite import metadata as tfl_metadata
-    from tfpose.distill.dkd import export_dkd, per_frame_macs
+    from tfpose.export_video import export_dkd
+    from tfpose.models.dkd import per_frame_macs
 
-    paths = export_dkd(tiny_dkd["dkd"], tmp_path, tiny_dkd["codec"], COCO17, 1.25, tiny_dkd["data"]["frames"],
-                       tiny_export["path"].name)
+    paths = export_dkd(tiny_dkd["tracker"], tmp_path, tiny_dkd["codec"], COCO17, 1.25, tiny_dkd["data"]["frames"],
+                       tiny_dkd["teacher"], tiny_export["path"].name)
     meta = tfl_metadata.read(paths["tracker"])
     assert meta["role"] == "tracker" and meta["codec"]["input_size"] == list(TINY_INPUT)
-    assert per_frame_macs(tiny_dkd["dkd"], "encoder") < per_frame_macs(tiny_dkd["dkd"], "tracker")
+    assert per_frame_macs(tiny_dkd["tracker"], "encoder") < per_frame_macs(tiny_dkd["tracker"], "tracker")
     run_without_tensorflow(tmp_path, f"""
         from tflite.video_validate import main
         code = main([{str(paths['encoder'])!r}, {str(paths['tracker'])!r}, '--key-model',

@@ -21,33 +21,38 @@ def cmd_pipeline(args) -> None:
     run_pipeline(_config(args), args.out)
 
 
-def cmd_data(args) -> None:
-    from tfpose.pipeline import Context, load_data, make_context
+def _run(args):
+    """(config, run folder, the data stage's RunData) of a stage command."""
+    from tfpose import pipeline as p
 
-    ctx: Context = make_context(_config(args), args.out)
-    load_data(ctx)
+    cfg = _config(args)
+    out, codec, skeleton = p.open_run(cfg, args.out)
+    return cfg, out, p.load_data(cfg.data, codec, skeleton, video=cfg.distill.method == "dkd")
+
+
+def cmd_data(args) -> None:
+    _run(args)
 
 
 def cmd_train_teacher(args) -> None:
     from tfpose import pipeline as p
 
-    ctx = p.make_context(_config(args), args.out)
-    p.load_data(ctx)
-    with p.stage(ctx, "teacher"):
-        teacher = p.train_teacher(ctx)
+    cfg, out, data = _run(args)
+    with p.stage("teacher", {}):
+        teacher = p.train_teacher(cfg, data, out)
     if teacher is not None:   # teacher.source none: nothing to train or score
-        ctx.evaluate(teacher, "teacher")
+        p.evaluate(teacher, "teacher", data)
 
 
 def cmd_distill(args) -> None:
     from tfpose import pipeline as p
 
-    ctx = p.make_context(_config(args), args.out)
-    p.load_data(ctx)
-    teacher = p.train_teacher(ctx)
-    with p.stage(ctx, "distill"):
-        student = p.distil_student(ctx, teacher)
-    ctx.evaluate(student, "student")
+    cfg, out, data = _run(args)
+    teacher = p.train_teacher(cfg, data, out)
+    with p.stage("distill", {}):
+        student = p.distil_student(cfg, data, teacher, out)
+    if data.tracks is None:   # a video student is scored on its tracks by the validate stage
+        p.evaluate(student, "student", data)
 
 
 def cmd_export(args) -> None:
@@ -58,15 +63,14 @@ def cmd_export(args) -> None:
     flags = {"quant": args.quant, "prune_sparsity": args.prune_sparsity, "decode": args.decode,
              "float_layers": args.float_layers, "finetune_steps": args.finetune_steps}
     args.overrides = [*args.overrides, *(f"export.{k}={v}" for k, v in flags.items() if v is not None)]
-    ctx = p.make_context(_config(args), args.out)
     readme = None
     if args.android_readme:
         if not Path(args.android_readme).is_file():
             raise InputError("README file not found", path=args.android_readme)
         readme = Path(args.android_readme).read_text()
+    cfg, out, data = _run(args)
     student = p.load_keras(Path(args.model))
-    p.load_data(ctx)
-    path = p.export_student(ctx, student, _export_teacher(ctx, args.teacher, p))
+    path = p.export_student(cfg, data, student, out, _export_teacher(cfg, data, out, args.teacher))
     print(f"    wrote {path}")
     if args.android_assets:
         write_android_assets(path, args.android_assets, readme)
@@ -83,34 +87,34 @@ def cmd_prune(args) -> None:
     # positional notation: YAML reads "1e-06" as a string
     args.overrides = [*args.overrides, *(f"export.{k}={format(v, '.12f') if isinstance(v, float) else v}"
                                          for k, v in flags.items() if v is not None)]
-    ctx = p.make_context(_config(args), args.out)
+    cfg, out, data = _run(args)
     student = p.load_keras(Path(args.model))
-    p.load_data(ctx)
-    teacher = _export_teacher(ctx, args.teacher, p)
-    data = ctx.finetune_data(teacher) if compresses(ctx.cfg.export, quantize=False) else None
-    path = prune_and_save(student, data, ctx.cfg.export, ctx.cfg.distill, ctx.out, teacher)
+    teacher = _export_teacher(cfg, data, out, args.teacher)
+    batches = p.finetune_data(cfg, data, out, teacher) if compresses(cfg.export, quantize=False) else None
+    path = prune_and_save(student, batches, cfg.export, cfg.distill, out, teacher)
     print(f"    wrote {path}")
 
 
-def _export_teacher(ctx, path, p):
-    """The teacher that guides pruning / QAT fine-tuning: ``--teacher``, else the config's Keras or SavedModel
-    teacher, else a trained teacher.keras in the run folder (refused when another config made it); None (ground
-    truth alone) otherwise."""
+def _export_teacher(cfg, data, out: Path, path: str | None):
+    """The teacher that guides pruning / QAT fine-tuning of the ``PipelineConfig`` ``cfg`` (the ``RunData``
+    ``data``): ``path`` (``--teacher``), else the config's Keras or SavedModel teacher, else a trained teacher.keras
+    in the run folder ``out`` (refused when another config made it); None (ground truth alone) otherwise."""
+    from tfpose import pipeline as p
     from tfpose.artifacts import stale_reason, teacher_record
     from tfpose.errors import InputError
     from tfpose.export import prunes_channels
 
-    e, t = ctx.cfg.export, ctx.cfg.teacher
+    e, t = cfg.export, cfg.teacher
     if e.prune_sparsity <= 0 and e.quant != "qat-int8" and not prunes_channels(e):
         return None
     if path:
         return p.load_keras(Path(path))
     if t.source in ("keras", "savedmodel"):
-        return p.train_teacher(ctx)      # loads it; trains nothing for these sources
-    trained = ctx.out / "teacher.keras"
+        return p.train_teacher(cfg, data, out)      # loads it; trains nothing for these sources
+    trained = out / "teacher.keras"
     if t.source != "train" or not trained.is_file():
         return None
-    reason = stale_reason(trained, teacher_record(ctx.cfg, ctx.data_state()))
+    reason = stale_reason(trained, teacher_record(cfg, data.state()))
     if reason is not None:
         raise InputError(f"{reason}: it cannot guide this export; pass --teacher or run `tfpose train-teacher` "
                          "with this config", path=trained)
@@ -154,16 +158,6 @@ def cmd_predict(args) -> None:
                      args.det_min_score, args.padding, args.threshold, args.threads, not args.no_overlays,
                      args.detect_every, args.annotations, args.max_frames)
     print(summary_line(result, args.out))
-
-
-def cmd_train_dkd(args) -> None:
-    from tfpose.distill.dkd import DkdRunConfig, train_and_export
-
-    cfg = DkdRunConfig(teacher=args.teacher, input_size=tuple(args.input_size), sequences=args.sequences,
-                       frames=args.frames, steps=args.steps, batch_size=args.batch_size,
-                       adversarial_weight=args.adversarial_weight, seed=args.seed)
-    report = train_and_export(cfg, args.out)
-    print(report["summary"])
 
 
 def cmd_validate(args) -> int:
@@ -289,17 +283,6 @@ def main(argv=None) -> int:
     pred.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
     pred.add_argument("--no-overlays", action="store_true", help="write the JSON only")
     pred.set_defaults(fn=cmd_predict)
-    dkd = sub.add_parser("train-dkd", help="Dynamic Kernel Distillation on synthetic sequences, export to TFLite")
-    dkd.add_argument("--teacher", required=True, help="Keras heatmap model that gives the first frame's pose")
-    dkd.add_argument("--out", default="runs/dkd", help="folder for the models, .tflite files and report")
-    dkd.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), default=(96, 128))
-    dkd.add_argument("--sequences", type=int, default=160, help="synthetic training sequences")
-    dkd.add_argument("--frames", type=int, default=6, help="frames per training sequence")
-    dkd.add_argument("--steps", type=int, default=400, help="training steps")
-    dkd.add_argument("--batch-size", type=int, default=8)
-    dkd.add_argument("--adversarial-weight", type=float, default=0.001)
-    dkd.add_argument("--seed", type=int, default=0)
-    dkd.set_defaults(fn=cmd_train_dkd)
     val = sub.add_parser("validate", help="on-device validator (same as tfpose-validate)", add_help=False)
     val.add_argument("rest", nargs=argparse.REMAINDER)
     val.set_defaults(fn=cmd_validate)

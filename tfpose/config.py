@@ -54,6 +54,19 @@ class SourceConfig:
 
 
 @dataclass
+class VideoConfig:
+    """A video student's data (``distill.method: dkd``): rendered sequences (``tfpose.data.synthetic_video``), one
+    person each, cropped per track at ``codec.input_size``."""
+    sequences: int = 160                       # training tracks
+    frames: int = 6                            # frames per training track (>= the discriminator's window of 3)
+    dev_sequences: int = 16                    # held-out tracks of the same length: the loss after each epoch
+    image_size: tuple[int, int] = (160, 160)   # (W, H) of the rendered frames
+    val_sequences: int = 24                    # the validate stage's held-out tracks (tflite.video_validate) ...
+    val_frames: int = 24                       # ... and their length
+    seed: int = 0                              # training tracks from seed, dev tracks seed + 2, validation seed + 1
+
+
+@dataclass
 class DataConfig:
     source: Literal["synthetic", "coco"] = "synthetic"
     root: str = "runs/data/synthetic"          # dataset folder (synthetic: where it is generated)
@@ -72,6 +85,7 @@ class DataConfig:
     val_sources: tuple[SourceConfig, ...] = ()  # more dev-val sets, scored beside the val split (e.g. PARSE's test half)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
 
 
 @dataclass
@@ -144,9 +158,16 @@ class OkdhpConfig:
 
 
 @dataclass
+class DkdConfig:
+    adversarial_weight: float = 0.001            # x the temporal discriminator's "real" loss on predicted sequences
+    own_weight: float = 0.5                      # x MSE of the frame encoder's own heatmaps beside the tracked ones
+    window: int = 3                              # consecutive heatmaps the discriminator sees at once
+
+
+@dataclass
 class DistillConfig:
     alpha: float = 0.5                           # weight of the teacher term; 1 - alpha weighs ground truth
-    method: Literal["fpd", "dskd", "okdhp"] = "fpd"   # fpd: alpha-mixed MSE (FPD / Park et al.)
+    method: Literal["fpd", "dskd", "okdhp", "dkd"] = "fpd"   # fpd: alpha-mixed MSE (FPD / Park et al.); dkd: video
     heatmap_loss: Literal["mse", "bce"] = "mse"  # fpd's per-cell term; bce for sigmoid heads (MoveNet's pyramid head)
     kd_schedule: Literal["constant", "linear"] = "constant"   # alpha over training: constant, or linear to kd_end x alpha
     kd_end: float = 0.0
@@ -156,6 +177,7 @@ class DistillConfig:
     teacher_cache: str = ""                      # folder for those views, named by what they depend on; "" = the run folder
     dskd: DskdConfig = field(default_factory=DskdConfig)
     okdhp: OkdhpConfig = field(default_factory=OkdhpConfig)
+    dkd: DkdConfig = field(default_factory=DkdConfig)
     student: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -242,6 +264,8 @@ RANGES: dict[type, dict[str, str]] = {
     AugmentConfig: {"scale": "[0, 1)", "rotation": "[0, 180]", "rotation_prob": "[0, 1]", "colour": "[0, 1]",
                     "shift": "[0, 0.5]"},
     SourceConfig: {"weight": "[0, inf)"},
+    VideoConfig: {"sequences": "[1, inf)", "frames": "[2, inf)", "dev_sequences": "[1, inf)", "image_size": "[16, inf)",
+                  "val_sequences": "[1, inf)", "val_frames": "[2, inf)", "seed": "[0, 2147483647]"},
     DataConfig: {"val_fraction": "[0, 1)", "split_seed": "[0, 2147483647]", "min_keypoints": "[0, inf)",
                  "padding": "(0, inf)", "weight": "[0, inf)"},
     CodecConfig: {"input_size": "[1, inf)", "stride": "[1, inf)", "sigma": "(0, inf)", "peak_blur": "[0, inf)"},
@@ -252,6 +276,7 @@ RANGES: dict[type, dict[str, str]] = {
     DskdConfig: {"threshold": "[0, 1]", "ce_weight": "[0, inf)", "temperature": "(0, inf)"},
     OkdhpConfig: {"branches": "[1, inf)", "ensemble_weight": "[0, inf)", "kl_weight": "[0, inf)",
                   "temperature": "(0, inf)", "rampup_epochs": "[0, inf)"},
+    DkdConfig: {"adversarial_weight": "[0, inf)", "own_weight": "[0, inf)", "window": "[2, inf)"},
     DistillConfig: {"alpha": "[0, 1]", "kd_end": "[0, inf)", "teacher_views": "[0, inf)"},
     ExportConfig: {"calibration_samples": "[1, inf)", "reference_samples": "[1, inf)", "float_layers": "[0, inf)",
                    "prune_sparsity": "[0, 1)", "prune_block": "[1, inf)", "finetune_steps": "[1, inf)",
@@ -302,7 +327,14 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
         fail("validate.threads", "needs at least one thread count")
     from tfpose.models.registry import check_model   # imports Keras: only the stages that build models load configs
 
-    check_model(d.student.name, d.student.params, path=source, field="distill.student")
+    video = d.method == "dkd"
+    if video and d.dkd.window > cfg.data.video.frames:
+        fail("distill.dkd.window", f"{d.dkd.window} frames do not fit in a track of data.video.frames "
+             f"{cfg.data.video.frames}")
+    if video and t.source == "savedmodel":
+        fail("teacher.source", "dkd's first frame comes from a Keras teacher (train, keras) or none")
+    check_model(d.student.name, d.student.params, path=source, field="distill.student",
+                kind="video" if video else "pose")
     # a trained teacher is built with intermediate outputs (one per stack), for intermediate supervision
     check_model(t.model.name, t.model.params, path=source, field="teacher.model",
                 fixed=("intermediate",) if t.source == "train" else ())

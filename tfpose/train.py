@@ -292,3 +292,53 @@ def dev_val_scorer(evaluate: Callable, val_sets: dict, run_dir: Path, run_name: 
         return metrics["val"]
     score.points = points
     return score
+
+
+# ---------------------------------------------------------------- what a training stage reads
+
+
+def training_data(cfg, data, out: Path, teacher, train_cfg: TrainConfig, distill_cfg=None):
+    """(training stream, validation batches, steps per epoch) of a training stage of the ``PipelineConfig`` ``cfg``
+    on ``data`` (a ``RunData``): crops of every source, the SavedModel teacher's square views (cached in ``out`` or
+    ``distill.teacher_cache`` when ``distill.teacher_views``), or a video student's tracks."""
+    from functools import partial
+
+    from tfpose.data.pipeline import build_dataset, build_track_dataset
+    from tfpose.distill.teachers import SavedModelTeacher, TeacherViewSampler, build_teacher_view_dataset
+
+    batch, field_name = train_cfg.batch_size, f"{'teacher' if distill_cfg is None else 'distill'}.train.batch_size"
+    if distill_cfg is not None and distill_cfg.method == "dkd":
+        tracks = data.tracks["train"]
+        if batch > len(tracks["frames"]):
+            raise InputError(f"a batch of {batch} is larger than the {len(tracks['frames'])} training tracks",
+                             field=field_name)
+        return (build_track_dataset(tracks, batch, training=True, seed=cfg.seed),
+                build_track_dataset(data.tracks["val"], batch, training=False),
+                train_cfg.steps_per_epoch or max(1, len(tracks["frames"]) // batch))
+    # boxes without keypoints: every GT weight is 0, the teacher alone teaches
+    with_unlabelled = teacher is not None and distill_cfg is not None and distill_cfg.unlabelled
+    train_sampler, draw = data.training_sampler(with_unlabelled, augment=True)
+    if not len(train_sampler):
+        raise InputError("no training person with labelled keypoints in any source (empty dataset)",
+                         path=data.train.annotation_file)
+    if batch > len(train_sampler):
+        raise InputError(f"a batch of {batch} is larger than the {len(train_sampler)} training persons",
+                         field=field_name)
+    val_sampler = data.sampler(data.val, augment=False)
+    print(f"    {len(train_sampler)} training persons from {len(data.sources)} source(s)")
+    steps = train_cfg.steps_per_epoch or max(1, len(train_sampler) // batch)
+    if not isinstance(teacher, SavedModelTeacher):
+        return (partial(build_dataset, train_sampler, batch, training=True, seed=cfg.seed, probabilities=draw),
+                build_dataset(val_sampler, batch, training=False), steps)
+    val_ds = build_teacher_view_dataset(TeacherViewSampler(val_sampler, teacher.input_size), batch, training=False)
+    if distill_cfg is None or distill_cfg.teacher_views <= 0:
+        return (partial(build_teacher_view_dataset, TeacherViewSampler(train_sampler, teacher.input_size), batch,
+                        training=True, seed=cfg.seed, probabilities=draw), val_ds, steps)
+    from tfpose.distill.view_cache import cached_teacher_views, cached_view_dataset
+
+    cache = cached_teacher_views(cfg, out, teacher, train_sampler, distill_cfg.teacher_views,
+                                 chief=is_chief(cfg.distill.train.strategy))
+    # training data: (shard=...) -> stream, so that fit hands each worker its part and a resumed run its place
+    return (partial(cached_view_dataset, cache, data.codec, data.skeleton.flip_index, draw, batch,
+                    data.config.augment.colour, cfg.seed), val_ds,
+            train_cfg.steps_per_epoch or max(1, len(cache) // batch))

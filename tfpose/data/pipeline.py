@@ -138,5 +138,16 @@ def build_dataset(sampler: CropSampler, batch_size: int, training: bool, seed: i
     return sample_dataset(len(sampler), load_tf, batch_size, training, seed, probabilities, shard, drop_remainder)
 
 
+def build_track_dataset(tracks: dict[str, np.ndarray], batch_size: int, training: bool, seed: int = 0
+                        ) -> tf.data.Dataset:
+    """Batches of (frames (B, T, H, W, 3) uint8, {"heatmaps": (B, T, h, w, K), "weights": (B, T, K)}) of
+    ``tracks`` (``synthetic_tracks``' arrays): training shuffles and repeats without end; otherwise one pass."""
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tracks["frames"], {"heatmaps": tracks["heatmaps"], "weights": tracks["weights"]}))
+    if training:
+        dataset = dataset.shuffle(len(tracks["frames"]), seed=seed).repeat()
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(2)
+
+
 def images_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.map(lambda images, targets: images)

@@ -3,16 +3,20 @@ the persons training draws from them with each one's probability."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tfpose.artifacts import data_state
+from tfpose.codec import HeatmapCodec
 from tfpose.config import DataConfig
-from tfpose.data.coco import CocoDataset, load_coco
+from tfpose.data.coco import CocoDataset, ImageStore, load_coco
 from tfpose.data.readers import read_dataset
+from tfpose.data.samples import CropSampler
 from tfpose.data.synthetic import ensure_synthetic
 from tfpose.errors import InputError
+from tfpose.skeleton import Skeleton
 
 
 @dataclass
@@ -82,6 +86,50 @@ def load_datasets(d: DataConfig, k: int) -> tuple[list[TrainingSource], dict[str
     if not any(s.dataset.labelled(d.min_keypoints) for s in sources):
         raise InputError("no annotation with labelled keypoints (empty dataset)", path=train.annotation_file)
     return sources, val_sets
+
+
+@dataclass
+class RunData:
+    """What the data stage returns: every training source (the main split first) and every dev-val set ("val"
+    first) of the data config ``config``, cut into crops by ``codec`` for ``skeleton``, one image store, and a
+    video student's tracks."""
+    config: DataConfig
+    codec: HeatmapCodec
+    skeleton: Skeleton
+    sources: list[TrainingSource]
+    val_sets: dict[str, CocoDataset]
+    images: ImageStore = field(default_factory=ImageStore)
+    # a video student's rendered tracks, "train" and "val": ``synthetic_tracks``' arrays; None for a pose student
+    tracks: dict[str, dict[str, np.ndarray]] | None = None
+
+    @property
+    def train(self) -> CocoDataset:
+        return self.sources[0].dataset
+
+    @property
+    def val(self) -> CocoDataset:
+        return self.val_sets["val"]
+
+    def sampler(self, dataset: CocoDataset, augment: bool) -> CropSampler:
+        """A ``CropSampler`` of ``dataset``'s labelled persons, augmented as the config says when ``augment``."""
+        persons = dataset.labelled(self.config.min_keypoints)
+        if not persons:
+            raise InputError("no annotation with enough labelled keypoints (empty dataset)",
+                             path=dataset.annotation_file, field="annotations[*].keypoints")
+        return CropSampler(persons, self.codec, self.skeleton.flip_index, self.config.padding,
+                           self.config.augment if augment else None, self.images)
+
+    def training_sampler(self, with_unlabelled: bool, augment: bool) -> tuple[CropSampler, np.ndarray]:
+        """Every training person of every source (``training_persons``) as one ``CropSampler``, and the (N,)
+        probability of drawing each."""
+        persons, draw = training_persons(self.sources, self.config.min_keypoints, with_unlabelled)
+        return CropSampler(persons, self.codec, self.skeleton.flip_index, self.config.padding,
+                           self.config.augment if augment else None, self.images), draw
+
+    def state(self) -> dict:
+        """``tfpose.artifacts.data_state`` of every training source and dev-val set: what a trained model learnt
+        from and was selected on."""
+        return data_state(self.config, [s.dataset for s in self.sources] + list(self.val_sets.values()))
 
 
 def check_held_out(sources: list[TrainingSource], val_sets: dict[str, CocoDataset]) -> None:

@@ -77,3 +77,19 @@ def render_sequences(count: int, seed: int, num_frames: int = 8, image_size: tup
                      **kwargs) -> list[SyntheticSequence]:
     """``count`` sequences; sequence i comes from (seed, i), so a longer list starts with the shorter one."""
     return [render_sequence(seed * 100_003 + i, num_frames, image_size, **kwargs) for i in range(count)]
+
+
+def synthetic_tracks(count: int, seed: int, num_frames: int, codec, padding: float = 1.25,
+                     image_size: tuple[int, int] = (160, 160)) -> dict[str, np.ndarray]:
+    """``count`` rendered sequences cropped per track by ``codec`` (``crop_track``): {"frames": (N, T, H, W, 3)
+    uint8, "heatmaps": (N, T, h, w, K), "weights": (N, T, K), "keypoints": (N, T, K, 2) crop pixels,
+    "visible": (N, T, K)}; the targets of a video student."""
+    from tfpose.data.video import crop_track
+
+    out = {k: [] for k in ("frames", "heatmaps", "weights", "keypoints", "visible")}
+    for seq in render_sequences(count, seed, num_frames, image_size):
+        crops = crop_track(seq.frames, seq.keypoints, seq.visibility, seq.boxes, codec, padding)
+        for key, value in (("frames", crops.crops), ("heatmaps", crops.heatmaps), ("weights", crops.weights),
+                           ("keypoints", crops.keypoints), ("visible", crops.weights > 0)):
+            out[key].append(value)
+    return {k: np.stack(v) for k, v in out.items()}

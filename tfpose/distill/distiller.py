@@ -15,6 +15,9 @@ Methods (``distill.method``), each a combination of the small functions in ``los
 - ``okdhp``: the student grows N branches (``okdhp.py``); a Feature Aggregation Unit's ensemble teaches each
   branch by a per-joint spatial KL with the ramp-up exp(-5 (1 - t/T)^2); with a teacher, every supervised term
   is FPD's alpha mix.
+- ``dkd``: a video student (the tracker of ``tfpose.models.dkd``) unrolled over short sequences from the teacher's
+  frame-1 heatmaps (``dkd.py``): heatmap MSE + ``adversarial_weight`` x a temporal discriminator's verdict. The
+  discriminator is held here and learns in the same step, on its own loss (the one part trained beside the student).
 The teacher weight a follows ``kd_schedule`` over ``total_steps`` (constant, or linear decay to ``kd_end`` x a).
 Targets may carry ``teacher_heatmaps`` (precomputed, on the student grid) or ``teacher_images`` (the square view a
 SavedModel teacher needs); otherwise the teacher sees the student's images.
@@ -23,11 +26,11 @@ SavedModel teacher needs); otherwise the teacher sees the student's images.
 from __future__ import annotations
 
 from tfpose._keras import keras, tf
-from tfpose.config import DskdConfig, OkdhpConfig
+from tfpose.config import DkdConfig, DskdConfig, OkdhpConfig
 from tfpose.distill.losses import (HEATMAP_LOSSES, alpha_kd, binarize, dskd_terms, kd_weight, keypoint_bce,
                                    keypoint_mse, okdhp_ramp, spatial_kl)
 
-METHODS = ("fpd", "dskd", "okdhp")
+METHODS = ("fpd", "dskd", "okdhp", "dkd")
 
 
 def ends_in_sigmoid(model: keras.Model) -> bool:
@@ -43,6 +46,7 @@ def ends_in_sigmoid(model: keras.Model) -> bool:
 class Distiller(keras.Model):
     def __init__(self, student: keras.Model, teacher=None, alpha: float = 0.5, method: str = "fpd",
                  dskd: DskdConfig | None = None, okdhp: OkdhpConfig | None = None, assistants=(),
+                 dkd: DkdConfig | None = None,
                  kd_schedule: str = "constant", kd_end: float = 0.0, total_steps: int = 0, heatmap_loss: str = "mse",
                  **kwargs):
         super().__init__(**kwargs)
@@ -66,7 +70,13 @@ class Distiller(keras.Model):
         self.dskd = dskd or DskdConfig()
         self.okdhp = okdhp or OkdhpConfig()
         self.kd_schedule, self.kd_end, self.total_steps = kd_schedule, float(kd_end), int(total_steps)
-        self.branches = self.fau = None
+        self.dkd = dkd or DkdConfig()
+        self.branches = self.fau = self.discriminator = None
+        if method == "dkd":
+            from tfpose.models.dkd import build_discriminator
+
+            h, w, k = student.output_shape[1][1:]
+            self.discriminator = build_discriminator((w, h), k, self.dkd.window)
         if method == "okdhp":
             from tfpose.distill.okdhp import FeatureAggregationUnit, build_branches
 
@@ -77,10 +87,12 @@ class Distiller(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.gt_tracker = keras.metrics.Mean(name="gt_loss")
         self.kd_tracker = keras.metrics.Mean(name="kd_loss")
+        self.critic_tracker = keras.metrics.Mean(name="critic_loss")
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.gt_tracker, self.kd_tracker]
+        return [self.loss_tracker, self.gt_tracker, self.kd_tracker] + (
+            [self.critic_tracker] if self.discriminator is not None else [])
 
     def call(self, images, training=False):
         return self.student(images, training=training)
@@ -109,6 +121,8 @@ class Distiller(keras.Model):
 
     def _loss(self, images, targets, training: bool):
         truth, weights = targets["heatmaps"], targets["weights"]
+        if self.method == "dkd":
+            return self._dkd_loss(images, truth, weights, training)
         if self.method == "okdhp":
             return self._okdhp_loss(images, targets, training)
         outputs = self.student(images, training=training)
@@ -163,17 +177,32 @@ class Distiller(keras.Model):
         kd = tf.add_n([spatial_kl(b, target, o.temperature) for b in branches])
         return gt + o.kl_weight * ramp * kd, gt, kd
 
+    def _dkd_loss(self, frames, truth, weights, training):
+        from tfpose.distill.dkd import dkd_terms, unroll
+
+        maps, own = unroll(self.student, frames, self.teacher, training)
+        mse, adv, critic = dkd_terms(maps, own, truth, weights, self.discriminator, self.dkd.own_weight, training)
+        self._critic = critic
+        return mse + self.dkd.adversarial_weight * adv, mse, adv
+
     def train_step(self, data):
         images, targets = data
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
+        scaling = isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer)
+        with tf.GradientTape(persistent=self.discriminator is not None) as tape:
             loss, gt, kd = self._loss(images, targets, training=True)
-            scaled = loss / replicas   # gradients are summed over replicas
-            if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
-                scaled = self.optimizer.get_scaled_loss(scaled)
-        variables = self.trained_variables
-        grads = tape.gradient(scaled, variables)
-        if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+            # each loss with the variables it trains: the student's, and DKD's discriminator on its own loss
+            pairs = [(loss, self.trained_variables)]
+            if self.discriminator is not None:
+                pairs.append((self._critic, self.discriminator.trainable_variables))
+            # gradients are summed over replicas
+            scaled = [self.optimizer.get_scaled_loss(t / replicas) if scaling else t / replicas for t, _ in pairs]
+        grads, variables = [], []
+        for term, (_, trained) in zip(scaled, pairs):
+            grads += tape.gradient(term, trained)
+            variables += trained
+        del tape
+        if scaling:
             grads = self.optimizer.get_unscaled_gradients(grads)
         self.optimizer.apply_gradients(zip(grads, variables))
         self.step.assign_add(1)
@@ -187,4 +216,6 @@ class Distiller(keras.Model):
         self.loss_tracker.update_state(loss)
         self.gt_tracker.update_state(gt)
         self.kd_tracker.update_state(kd)
+        if self.discriminator is not None:
+            self.critic_tracker.update_state(self._critic)
         return {m.name: m.result() for m in self.metrics}

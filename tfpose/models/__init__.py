@@ -2,4 +2,4 @@
 
 from tfpose.models.registry import ModelSpec, build_model, deployable, get_spec, list_models  # noqa: F401
 from tfpose.models import (  # noqa: F401,E402  (registers the families)
-    hourglass, mnasnet, mobilenet, nanodet, peleenet, shufflenet, simplebaseline)
+    dkd, hourglass, mnasnet, mobilenet, nanodet, peleenet, shufflenet, simplebaseline)

@@ -19,7 +19,12 @@ from typing import Callable, Literal
 from tfpose._keras import keras
 from tfpose.errors import InputError
 
-Role = Literal["teacher", "student", "detector"]   # a detector maps a whole image to person boxes, not heatmaps
+Role = Literal["teacher", "student", "detector", "video"]
+Kind = Literal["pose", "detector", "video"]
+# the kind of model each role is: pose models map a crop to heatmaps, a detector a whole image to person boxes, and
+# a video model a crop and the previous frame's state to heatmaps and the next state
+KINDS: dict[str, str] = {"teacher": "pose", "student": "pose", "detector": "detector", "video": "video"}
+KIND_NAMES = {"pose": "pose model", "detector": "person detector", "video": "video model"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ def get_spec(name: str, *, path: object = None, field: str | None = None) -> Mod
 
 
 def check_model(name: str, params: dict, *, path: object = None, field: str | None = None,
-                fixed: tuple[str, ...] = (), kind: Literal["pose", "detector"] | None = "pose") -> ModelSpec:
+                fixed: tuple[str, ...] = (), kind: Kind | None = "pose") -> ModelSpec:
     """The spec of model ``name`` after checking that it is a model of ``kind`` (None: any kind) and that its builder
     takes every key of ``params`` and of ``fixed`` (the parameters the caller passes itself, which ``params`` may not
     hold); an InputError naming ``field``.name or ``field``.params.KEY, the parameters it takes and the nearest one
@@ -62,10 +67,10 @@ def check_model(name: str, params: dict, *, path: object = None, field: str | No
         return f"{field}.{sub}" if field else None
 
     spec = get_spec(name, path=path, field=where("name"))
-    if kind is not None and (spec.role == "detector") != (kind == "detector"):
+    if kind is not None and KINDS[spec.role] != kind:
         choices = ", ".join(s.name for s in list_models(kind))
-        raise InputError(f"'{name}' is a {'person detector' if spec.role == 'detector' else 'pose model'}, not a "
-                         f"{kind} model; {kind} models: {choices}", path=path, field=where("name"))
+        raise InputError(f"'{name}' is a {KIND_NAMES[KINDS[spec.role]]}, not a {kind} model; {kind} models: "
+                         f"{choices}", path=path, field=where("name"))
     accepted = [p for p in inspect.signature(spec.builder).parameters if p not in ("input_size", "num_keypoints")]
     for key in fixed:
         if key not in accepted:
@@ -84,12 +89,10 @@ def check_model(name: str, params: dict, *, path: object = None, field: str | No
     return spec
 
 
-def list_models(kind: Literal["pose", "detector", "all"] = "pose") -> list[ModelSpec]:
-    """The registered models of one kind: pose (teachers and students), detector, or all."""
+def list_models(kind: Literal["pose", "detector", "video", "all"] = "pose") -> list[ModelSpec]:
+    """The registered models of one kind: pose (teachers and students), detector, video, or all."""
     specs = [_REGISTRY[k] for k in sorted(_REGISTRY)]
-    if kind == "all":
-        return specs
-    return [s for s in specs if (s.role == "detector") == (kind == "detector")]
+    return specs if kind == "all" else [s for s in specs if KINDS[s.role] == kind]
 
 
 def build_model(name: str, num_keypoints: int = 17, input_size: tuple[int, int] | None = None,
