@@ -40,8 +40,8 @@ def measure(args) -> dict:
         f"codec.input_size=[{args.input_size[0]}, {args.input_size[1]}]",
         f"data.video={{sequences: {args.sequences}, frames: {args.frames}, val_sequences: {args.val_sequences}, "
         f"val_frames: {args.val_frames}, seed: {args.seed}}}",
-        f"distill.train.epochs={max(1, args.steps // steps_per_epoch)}", f"distill.train.steps_per_epoch={steps_per_epoch}",
-        f"distill.train.batch_size={args.batch_size}"])
+        f"distill.train.epochs={max(1, args.steps // steps_per_epoch)}",
+        f"distill.train.steps_per_epoch={steps_per_epoch}", f"distill.train.batch_size={args.batch_size}"])
     report = run_pipeline(cfg, args.out)
     report["training"] = {"teacher": str(args.student), "steps": cfg.distill.train.epochs * steps_per_epoch,
                           "batch_size": args.batch_size, "sequences": args.sequences, "frames": args.frames,

@@ -98,26 +98,24 @@ def test_each_source_draws_its_weight_of_the_crops_spread_evenly_over_its_person
     from tfpose.config import load_config
     from tfpose.data.coco import CocoDataset
     from tfpose.data.sources import TrainingSource, training_persons
-    from tfpose.pipeline import make_context
 
     def source(name, weight, persons, unlabelled=True):
         return TrainingSource(name, CocoDataset(tmp_path / f"{name}.json", tmp_path, {}, persons, {}), weight,
                               unlabelled)
 
-    ctx = make_context(load_config(None), tmp_path)
+    min_keypoints = load_config(None).data.min_keypoints
     a = _persons([1, 2, 3]) + _persons([4], labelled=False, first_ann=10)
     b = _persons([5, 6], first_ann=20) + _persons([7], labelled=False, first_ann=30)
-    ctx.sources = [source("a", 1.0, a), source("b", 3.0, b, unlabelled=False),
-                   source("empty", 2.0, []), source("off", 0.0, _persons([8], first_ann=40))]
-    persons, p = training_persons(ctx.sources, ctx.cfg.data.min_keypoints, with_unlabelled=False)
+    sources = [source("a", 1.0, a), source("b", 3.0, b, unlabelled=False),
+               source("empty", 2.0, []), source("off", 0.0, _persons([8], first_ann=40))]
+    persons, p = training_persons(sources, min_keypoints, with_unlabelled=False)
     assert [q.ann_id for q in persons] == [1, 2, 3, 20, 21]     # no empty source, no weight-0 source
     np.testing.assert_allclose(p, [1 / 4 / 3] * 3 + [3 / 4 / 2] * 2)
-    persons, p = training_persons(ctx.sources, ctx.cfg.data.min_keypoints, with_unlabelled=True)
+    persons, p = training_persons(sources, min_keypoints, with_unlabelled=True)
     assert [q.ann_id for q in persons] == [1, 2, 3, 10, 20, 21]  # b keeps its boxes without keypoints out
     np.testing.assert_allclose(p, [1 / 4 / 4] * 4 + [3 / 4 / 2] * 2)
     assert p.sum() == pytest.approx(1.0)
-    ctx.sources = [source("empty", 1.0, [])]
-    persons, p = training_persons(ctx.sources, ctx.cfg.data.min_keypoints, with_unlabelled=True)
+    persons, p = training_persons([source("empty", 1.0, [])], min_keypoints, with_unlabelled=True)
     assert persons == [] and len(p) == 0
 
 
@@ -142,6 +140,13 @@ def test_weighted_training_indices_draw_by_probability_with_replacement():
     np.testing.assert_array_equal(in_order, [[i, 0] for i in range(5)])
 
 
+def _load(cfg, out):
+    """The data stage of ``cfg`` as a run in ``out`` does it."""
+    from tfpose.pipeline import load_data, open_run
+
+    return load_data(cfg.data, *open_run(cfg, out)[1:])
+
+
 def _data_cfg(root, *overrides):
     from tfpose.config import load_config
 
@@ -159,23 +164,20 @@ def test_sources_and_dev_val_sets_are_read_and_weighted(synthetic_root, tmp_path
     import numpy as np
 
     from tfpose.data.sources import training_persons
-    from tfpose.pipeline import load_data, make_context
 
-    ctx = make_context(_data_cfg(synthetic_root, "data.weight=1.0",
-                                 f"data.sources=[{_coco_source(synthetic_root, 'train', weight=3.0)}]",
-                                 f"data.val_sources=[{_coco_source(synthetic_root, 'val')}]"), tmp_path)
-    load_data(ctx)
-    assert [s.weight for s in ctx.sources] == [1.0, 3.0] and list(ctx.val_sets) == ["val", "coco:all"]
-    assert len(ctx.val_sets["coco:all"].images) == 8 and len(ctx.sources[1].dataset.images) == 24
-    persons, p = training_persons(ctx.sources, ctx.cfg.data.min_keypoints, with_unlabelled=False)
-    main = len(ctx.train.labelled())
-    assert len(persons) == main + len(ctx.sources[1].dataset.labelled())
+    data = _load(_data_cfg(synthetic_root, "data.weight=1.0",
+                           f"data.sources=[{_coco_source(synthetic_root, 'train', weight=3.0)}]",
+                           f"data.val_sources=[{_coco_source(synthetic_root, 'val')}]"), tmp_path)
+    assert [s.weight for s in data.sources] == [1.0, 3.0] and list(data.val_sets) == ["val", "coco:all"]
+    assert len(data.val_sets["coco:all"].images) == 8 and len(data.sources[1].dataset.images) == 24
+    persons, p = training_persons(data.sources, data.config.min_keypoints, with_unlabelled=False)
+    main = len(data.train.labelled())
+    assert len(persons) == main + len(data.sources[1].dataset.labelled())
     assert p[:main].sum() == pytest.approx(0.25) and p[main:].sum() == pytest.approx(0.75)
 
 
 def test_a_training_source_holding_a_dev_val_image_is_refused(synthetic_root, tmp_path):
     from tfpose.errors import InputError
-    from tfpose.pipeline import load_data, make_context
 
     # another annotation file, elsewhere, naming one of the val images: the same photo, so still held out
     raw = json.loads((synthetic_root / "annotations/person_keypoints_val.json").read_text())
@@ -183,19 +185,16 @@ def test_a_training_source_holding_a_dev_val_image_is_refused(synthetic_root, tm
     raw = {**raw, "images": raw["images"][:1], "annotations": [a for a in raw["annotations"] if a["image_id"] == first]}
     (tmp_path / "other.json").write_text(json.dumps(raw))
     other = _coco_source(tmp_path, annotations="other.json", images=synthetic_root / "images/val")
-    ctx = make_context(_data_cfg(synthetic_root, f"data.sources=[{_coco_source(synthetic_root, 'train')}, {other}]"),
-                       tmp_path / "run")
     with pytest.raises(InputError, match="dev-val set 'val'") as e:
-        load_data(ctx)
+        _load(_data_cfg(synthetic_root, f"data.sources=[{_coco_source(synthetic_root, 'train')}, {other}]"),
+              tmp_path / "run")
     assert e.value.field == "data.sources[1]" and raw["images"][0]["file_name"] in str(e.value)
     # the train split trains while the val split of the same file scores: the default, allowed
-    ctx = make_context(_data_cfg(synthetic_root, "data.val_fraction=0.25"), tmp_path / "split")
-    load_data(ctx)
+    _load(_data_cfg(synthetic_root, "data.val_fraction=0.25"), tmp_path / "split")
     # the whole train file beside its own val split: refused, named as the main data
-    ctx = make_context(_data_cfg(synthetic_root, "data.val_fraction=0.25",
-                                 f"data.sources=[{_coco_source(synthetic_root, 'train')}]"), tmp_path / "twice")
     with pytest.raises(InputError, match="dev-val set 'val'") as e:
-        load_data(ctx)
+        _load(_data_cfg(synthetic_root, "data.val_fraction=0.25",
+                        f"data.sources=[{_coco_source(synthetic_root, 'train')}]"), tmp_path / "twice")
     assert e.value.field == "data.sources[0]"
 
 
@@ -206,9 +205,16 @@ def test_a_training_source_holding_a_dev_val_image_is_refused(synthetic_root, tm
 ])
 def test_a_source_that_cannot_be_read_names_its_config_entry(synthetic_root, tmp_path, key, source, message):
     from tfpose.errors import InputError
+
+    with pytest.raises(InputError, match=message) as e:
+        _load(_data_cfg(synthetic_root, f"data.{key}=[{source.replace('ROOT', str(tmp_path))}]"), tmp_path)
+    assert e.value.field == f"data.{key}[0]" and f"field 'data.{key}[0]'" in str(e.value)
+
+
+def test_a_scripts_context_is_loaded_by_the_data_stage_and_reads_like_its_result(synthetic_root, tmp_path):
     from tfpose.pipeline import load_data, make_context
 
-    ctx = make_context(_data_cfg(synthetic_root, f"data.{key}=[{source.replace('ROOT', str(tmp_path))}]"), tmp_path)
-    with pytest.raises(InputError, match=message) as e:
-        load_data(ctx)
-    assert e.value.field == f"data.{key}[0]" and f"field 'data.{key}[0]'" in str(e.value)
+    ctx = make_context(_data_cfg(synthetic_root), tmp_path)     # benchmarks and notebooks: load_data(ctx)
+    data = load_data(ctx)
+    assert ctx.data is data and ctx.val_sets is data.val_sets and ctx.codec is data.codec
+    assert len(ctx.training_sampler(with_unlabelled=False, augment=False)[0]) == len(data.train.labelled())

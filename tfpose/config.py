@@ -280,7 +280,7 @@ RANGES: dict[type, dict[str, str]] = {
     DistillConfig: {"alpha": "[0, 1]", "kd_end": "[0, inf)", "teacher_views": "[0, inf)"},
     ExportConfig: {"calibration_samples": "[1, inf)", "reference_samples": "[1, inf)", "float_layers": "[0, inf)",
                    "prune_sparsity": "[0, 1)", "prune_block": "[1, inf)", "finetune_steps": "[1, inf)",
-                   "prune_target_gmacs": "[0, inf)", "prune_channel_ratio": "(0, 1]",
+                   "prune_finetune_steps": "[0, inf)", "prune_target_gmacs": "[0, inf)", "prune_channel_ratio": "(0, 1]",
                    "prune_saliency_batches": "[1, inf)", "prune_divisor": "[1, inf)",
                    "finetune_batch_size": "[1, inf)", "finetune_learning_rate": "(0, inf)"},
     ValidateConfig: {"threads": "[1, inf)", "warmup_runs": "[0, inf)", "latency_runs": "[0, inf)",
@@ -333,6 +333,8 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
              f"{cfg.data.video.frames}")
     if video and t.source == "savedmodel":
         fail("teacher.source", "dkd's first frame comes from a Keras teacher (train, keras) or none")
+    if video and (e.quant != "int8" or e.prune_sparsity > 0 or e.prune_target_gmacs > 0 or e.prune_channel_ratio < 1):
+        fail("export.quant", "a video student (dkd) exports to post-training int8 only, without pruning")
     check_model(d.student.name, d.student.params, path=source, field="distill.student",
                 kind="video" if video else "pose")
     # a trained teacher is built with intermediate outputs (one per stack), for intermediate supervision

@@ -1,21 +1,18 @@
 """The whole job, stage by stage: data -> teacher -> distillation -> int8 export -> on-device validation.
 
 Each stage is a function of what it reads (config sections, the data stage's ``RunData``, the run folder) that
-returns what it makes. Each writes its artifact atomically into the run folder with a record of what made it
-(``<artifact>.digest.json``: a digest per config section and of the input data), and is skipped when that artifact
-is there with the same record, so an interrupted run picks up where it stopped (training itself resumes from its
-last epoch); a changed config says which section changed and trains again.
-
-A student of the video kind (``distill.method: dkd``, registry role ``video``) takes the same stages: its data stage
-adds rendered tracks (``RunData.tracks``), the Distiller trains it, export writes its encoder and tracker, and
-``tflite.video_validate`` validates them.
+returns what it makes, written atomically into the run folder with a record of what made it
+(``<artifact>.digest.json``: a digest per config section and of the input data); a stage whose artifact is there
+with the same record is skipped, so an interrupted run picks up where it stopped (training resumes from its last
+epoch), and a changed config says which section changed and trains again. A video student (``distill.method: dkd``)
+takes the same stages: its data adds rendered tracks, its export an encoder and a tracker, validated frame by frame.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,6 @@ from tfpose.codec import HeatmapCodec
 from tfpose.config import DataConfig, PipelineConfig
 from tfpose.data.coco import CocoDataset
 from tfpose.data.sources import RunData, load_datasets
-from tfpose.errors import InputError
 from tfpose.keras_io import load_keras
 from tfpose.report import build_summary, print_metrics, summary_figures, summary_markdown
 from tfpose.skeleton import Skeleton, get_skeleton
@@ -48,7 +44,7 @@ def open_run(cfg: PipelineConfig, out: str | Path) -> tuple[Path, HeatmapCodec, 
     return out, HeatmapCodec(tuple(c.input_size), c.stride, c.sigma, c.refine, c.peak_blur), get_skeleton(cfg.skeleton)
 
 
-def load_data(d: DataConfig, codec: HeatmapCodec, skeleton: Skeleton, video: bool = False) -> RunData:
+def load_data(d: DataConfig, codec: HeatmapCodec = None, skeleton: Skeleton = None, video: bool = False) -> RunData:
     """The data stage: every training source and dev-val set of ``d`` (``load_datasets``); with ``video``, the
     rendered tracks a video student trains and is checked on (``RunData.tracks``).
 
@@ -59,12 +55,9 @@ def load_data(d: DataConfig, codec: HeatmapCodec, skeleton: Skeleton, video: boo
     sources, val_sets = load_datasets(d, skeleton.num_keypoints)
     data = RunData(d, codec, skeleton, sources, val_sets)
     if video:
-        from tfpose.data.synthetic_video import synthetic_tracks
+        from tfpose.data.synthetic_video import video_tracks
 
-        v = d.video
-        data.tracks = {name: synthetic_tracks(count, v.seed + i, v.frames, codec, d.padding, tuple(v.image_size))
-                       for i, (name, count) in ((0, ("train", v.sequences)), (2, ("val", v.dev_sequences)))}
-        print(f"    video: {v.sequences} training and {v.dev_sequences} dev tracks of {v.frames} frames")
+        data.tracks = video_tracks(d.video, codec, d.padding)
     return data
 
 

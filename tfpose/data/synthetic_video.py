@@ -93,3 +93,12 @@ def synthetic_tracks(count: int, seed: int, num_frames: int, codec, padding: flo
                            ("keypoints", crops.keypoints), ("visible", crops.weights > 0)):
             out[key].append(value)
     return {k: np.stack(v) for k, v in out.items()}
+
+
+def video_tracks(v, codec, padding: float) -> dict[str, dict[str, np.ndarray]]:
+    """A video student's tracks of the ``VideoConfig`` ``v``: "train" (``v.sequences`` tracks from ``v.seed``) and
+    "val" (``v.dev_sequences`` from ``v.seed + 2``; the validate stage renders its own from ``v.seed + 1``)."""
+    tracks = {"train": synthetic_tracks(v.sequences, v.seed, v.frames, codec, padding, tuple(v.image_size)),
+              "val": synthetic_tracks(v.dev_sequences, v.seed + 2, v.frames, codec, padding, tuple(v.image_size))}
+    print(f"    video: {v.sequences} training and {v.dev_sequences} dev tracks of {v.frames} frames")
+    return tracks
