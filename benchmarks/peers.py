@@ -7,6 +7,7 @@ boxes; each model crops them its own way (tfpose: its metadata's input size and 
 with the same centre). The report gives paired bootstrap gaps of the student against each peer on both sets.
 
     python benchmarks/peers.py runs/default/student_int8.tflite      # student + MoveNet Lightning and Thunder
+    python benchmarks/peers.py NEW.tflite OLD.tflite                  # gaps of NEW against OLD and both MoveNets
     python benchmarks/peers.py                                        # MoveNet alone
 
 It is ``tfpose-validate STUDENT LIGHTNING THUNDER --annotations ... --split val --extra-set parse_test ...`` with
@@ -34,7 +35,8 @@ PEERS = ("movenet-lightning_fp32.tflite", "movenet-thunder_fp32.tflite")
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("student", nargs="?", help="our .tflite (a tfpose export); omit for MoveNet alone")
+    parser.add_argument("students", nargs="*", help="our .tflite files (tfpose exports); the gaps are the first's "
+                        "against every other model; omit for MoveNet alone")
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data and models folder")
     parser.add_argument("--peers", nargs="+", default=list(PEERS), help="files in SHARED/models/movenet-peers")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -46,7 +48,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     data = args.shared / "data/coco-mini-train"
     peers = [args.shared / "models/movenet-peers" / p for p in args.peers]
-    models = ([Path(args.student)] if args.student else []) + peers
+    models = [Path(s) for s in args.students] + peers
     extra = ()
     try:
         if not args.no_parse:
@@ -83,7 +85,7 @@ def parse_test_json(shared: Path, out: Path) -> Path:
 
 
 def gaps_markdown(report: dict) -> str:
-    """The student minus each peer on every set, paired bootstrap 95 % intervals."""
+    """The first model minus each other one on every set, paired bootstrap 95 % intervals."""
     lines = ["", f"{report['model']} minus each peer (95 % paired bootstrap):", "",
              "| set | peer | AP | mean OKS | PCK@0.2 |", "|---|---|---|---|---|"]
     for name, scored in report.get("sets", {}).items():

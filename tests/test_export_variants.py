@@ -99,3 +99,24 @@ def test_keypoint_adapter_rejects_crops_of_the_wrong_size(tiny_export, tmp_path)
     assert kp.shape == (2, 17, 2) and scores.shape == (2, 17)
     with pytest.raises(InputError, match="do not fit"):
         adapter.predict(np.zeros((1, 32, 32, 3), np.uint8))
+
+
+def test_assets_command_writes_the_folder_from_a_pipeline_tflite_and_keeps_the_detector(tiny_export, tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "detector.tflite").write_bytes(b"detector")
+    (tmp_path / "card.md").write_text("# the card\n")
+    cmd = [sys.executable, "-m", "tfpose.cli", "assets", str(tiny_export["path"]), "--out", str(assets),
+           "--readme", str(tmp_path / "card.md")]
+    run = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (assets / "model.tflite").read_bytes() == tiny_export["path"].read_bytes()
+    assert (assets / "README.md").read_text() == "# the card\n"
+    assert (assets / "detector.tflite").read_bytes() == b"detector"
+    assert json.loads((assets / "metadata.json").read_text())["keypoints"] == (assets / "labels.txt").read_text().split()
+    missing = subprocess.run(cmd[:4] + ["no/such.tflite", "--out", str(tmp_path / "other")], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300,
+                             env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert missing.returncode == 2 and "no/such.tflite" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "other").exists()

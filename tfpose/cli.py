@@ -77,6 +77,18 @@ def cmd_export(args) -> None:
         print(f"    wrote {args.android_assets}")
 
 
+def cmd_assets(args) -> None:
+    from tfpose.errors import InputError
+    from tfpose.export import write_android_assets
+
+    for path, what in ((args.model, "model"), (args.readme, "README")):
+        if path and not Path(path).is_file():
+            raise InputError(f"{what} file not found", path=path)
+    readme = Path(args.readme).read_text() if args.readme else None
+    write_android_assets(args.model, args.out, readme)
+    print(f"    wrote {args.out}")
+
+
 def cmd_prune(args) -> None:
     from tfpose import pipeline as p
     from tfpose.export import compresses, prune_and_save
@@ -255,6 +267,11 @@ def main(argv=None) -> int:
     prn.add_argument("--sparsity", type=float, help="magnitude-prune weights to this sparsity (with or instead)")
     prn.add_argument("--finetune-steps", type=int, help="fine-tuning batches after pruning")
     prn.add_argument("--teacher", help="Keras teacher guiding saliency and fine-tuning (default: the config's)")
+    ast = sub.add_parser("assets", help="write an Android assets folder from a tfpose .tflite (a pipeline's output)")
+    ast.add_argument("model", help="the .tflite; its .reference.npz beside it goes too")
+    ast.add_argument("--out", default="android_assets", help="the assets folder (its detector files stay)")
+    ast.add_argument("--readme", help="the folder's README (model card); default: written from the metadata")
+    ast.set_defaults(fn=cmd_assets)
     det = sub.add_parser("export-detector", help="import NanoDet-m from ONNX and convert it to .tflite person detectors")
     det.add_argument("--onnx", required=True, help="the upstream NanoDet-m ONNX export")
     det.add_argument("--input-size", type=int, default=416, help="the square input side (a multiple of 32)")

@@ -26,7 +26,7 @@ from tfpose.data.sources import RunData, load_datasets
 from tfpose.keras_io import load_keras
 from tfpose.report import build_summary, print_metrics, summary_figures, summary_markdown
 from tfpose.skeleton import Skeleton, get_skeleton
-from tfpose.validation import validate_tflite, validate_video_export  # noqa: F401  (the validate stage)
+from tfpose.validation import validate_tflite, validate_video_export
 
 
 def open_run(cfg: PipelineConfig, out: str | Path) -> tuple[Path, HeatmapCodec, Skeleton]:
