@@ -126,3 +126,26 @@ def test_precomputed_teacher_heatmaps_in_the_targets_are_used_as_they_are():
     maps = np.full((1, 16, 16, 17), 0.25, np.float32)
     got = distiller.teacher_maps(images, {"teacher_heatmaps": maps})
     np.testing.assert_array_equal(got, maps)
+
+
+def test_a_parent_adds_its_weighted_heatmap_loss_on_every_joint_and_stays_frozen():
+    keras.utils.set_random_seed(0)
+    student = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    parent = build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT)
+    images, targets = next(iter(_batch()))
+    targets["weights"] = tf.zeros_like(targets["weights"])       # the parent's term ignores the labels' weights
+    plain = Distiller(student)._loss(images, targets, training=False)
+    guided = Distiller(student, parent=parent, parent_weight=0.7)._loss(images, targets, training=False)
+    expected = 0.7 * keypoint_mse(student(images, training=False), parent(images, training=False))
+    assert float(expected) > 0
+    assert float(guided[0]) == pytest.approx(float(plain[0]) + float(expected), rel=1e-5)
+    assert float(guided[2]) == pytest.approx(float(expected), rel=1e-5)
+
+    before = [w.copy() for w in parent.get_weights()]
+    distiller = Distiller(student, parent=parent)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = distiller.fit(_batch(), epochs=2, verbose=0)
+    assert history.history["kd_loss"][-1] < history.history["kd_loss"][0]
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(before, parent.get_weights()))
+    with pytest.raises(ValueError, match="parent"):
+        Distiller(student, parent=parent, method="dskd")

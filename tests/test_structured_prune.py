@@ -202,12 +202,13 @@ def test_prune_command_writes_a_narrower_fine_tuned_student(synthetic_root, tiny
 
     target = 0.6 * count(tiny[0]) / 1e9
     code = _prune_cli(synthetic_root, tiny_student_file, tmp_path / "run", "--target-gmacs", f"{target:.6f}",
-                      "--finetune-steps", "2")
+                      "--finetune-steps", "2", "--parent-weight", "0.5")
     assert code == 0
     pruned = load_keras(tmp_path / "run/student_pruned.keras")
     notes = json.loads((tmp_path / "run/student_pruned.json").read_text())["channel_pruning"]
     assert count(pruned) == notes["macs_after"] <= target * 1e9
     assert notes["criterion"] == "fisher" and notes["allocation"] == "global" and notes["finetune_steps"] == 2
+    assert notes["parent_weight"] == 0.5
 
 
 @pytest.mark.parametrize("args, field, message", [
@@ -216,6 +217,8 @@ def test_prune_command_writes_a_narrower_fine_tuned_student(synthetic_root, tiny
     (["--ratio", "1.5"], "export.prune_channel_ratio", "must be in (0, 1]"),
     ([], "export.prune_target_gmacs", "nothing to prune"),
     (["--target-gmacs", "1e-6"], "export.prune_target_gmacs", "out of reach"),   # below the narrowest model
+    (["--sparsity", "0.5", "--parent-weight", "1"], "export.prune_parent_weight", "guides channel pruning"),
+    (["--target-gmacs", "0.001", "--parent-weight", "-1"], "export.prune_parent_weight", "must be in [0, inf)"),
 ])
 def test_prune_command_names_the_bad_field(synthetic_root, tiny_student_file, tmp_path, capsys, args, field,
                                            message):

@@ -95,7 +95,8 @@ def cmd_prune(args) -> None:
 
     flags = {"prune_target_gmacs": args.target_gmacs, "prune_channel_ratio": args.ratio,
              "prune_criterion": args.criterion, "prune_allocation": args.allocation,
-             "prune_sparsity": args.sparsity, "prune_finetune_steps": args.finetune_steps}
+             "prune_sparsity": args.sparsity, "prune_finetune_steps": args.finetune_steps,
+             "prune_parent_weight": args.parent_weight}
     # positional notation: YAML reads "1e-06" as a string
     args.overrides = [*args.overrides, *(f"export.{k}={format(v, '.12f') if isinstance(v, float) else v}"
                                          for k, v in flags.items() if v is not None)]
@@ -266,6 +267,8 @@ def main(argv=None) -> int:
                      "saliency per MAC (global, default) or one keep ratio for every group (uniform)")
     prn.add_argument("--sparsity", type=float, help="magnitude-prune weights to this sparsity (with or instead)")
     prn.add_argument("--finetune-steps", type=int, help="fine-tuning batches after pruning")
+    prn.add_argument("--parent-weight", type=float, help="structured: the unpruned student guides the fine-tuning "
+                     "with this weight, beside the teacher (default 0: the teacher alone)")
     prn.add_argument("--teacher", help="Keras teacher guiding saliency and fine-tuning (default: the config's)")
     ast = sub.add_parser("assets", help="write an Android assets folder from a tfpose .tflite (a pipeline's output)")
     ast.add_argument("model", help="the .tflite; its .reference.npz beside it goes too")

@@ -203,6 +203,7 @@ class ExportConfig:
     prune_divisor: int = 8                       # every channel group keeps a multiple of this many channels
     finetune_steps: int = 300                    # pruning / QAT fine-tuning batches (teacher-guided when there is one)
     prune_finetune_steps: int = 0                # > 0: pruning's own fine-tuning batches (a deep cut needs more than QAT)
+    prune_parent_weight: float = 0.0             # > 0: the unpruned student guides channel pruning's fine-tuning too
     finetune_batch_size: int = 16
     finetune_learning_rate: float = 1e-4         # pruning; QAT uses a tenth of it
 
@@ -280,7 +281,8 @@ RANGES: dict[type, dict[str, str]] = {
     DistillConfig: {"alpha": "[0, 1]", "kd_end": "[0, inf)", "teacher_views": "[0, inf)"},
     ExportConfig: {"calibration_samples": "[1, inf)", "reference_samples": "[1, inf)", "float_layers": "[0, inf)",
                    "prune_sparsity": "[0, 1)", "prune_block": "[1, inf)", "finetune_steps": "[1, inf)",
-                   "prune_finetune_steps": "[0, inf)", "prune_target_gmacs": "[0, inf)", "prune_channel_ratio": "(0, 1]",
+                   "prune_finetune_steps": "[0, inf)", "prune_parent_weight": "[0, inf)",
+                   "prune_target_gmacs": "[0, inf)", "prune_channel_ratio": "(0, 1]",
                    "prune_saliency_batches": "[1, inf)", "prune_divisor": "[1, inf)",
                    "finetune_batch_size": "[1, inf)", "finetune_learning_rate": "(0, inf)"},
     ValidateConfig: {"threads": "[1, inf)", "warmup_runs": "[0, inf)", "latency_runs": "[0, inf)",
@@ -320,6 +322,9 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     e = cfg.export
     if e.prune_target_gmacs > 0 and e.prune_channel_ratio < 1:
         fail("export.prune_channel_ratio", "give export.prune_target_gmacs or export.prune_channel_ratio, not both")
+    if e.prune_parent_weight > 0 and e.prune_target_gmacs <= 0 and e.prune_channel_ratio >= 1:
+        fail("export.prune_parent_weight", "the unpruned student guides channel pruning: set export.prune_target_gmacs "
+             "or export.prune_channel_ratio")
     if e.prune_target_gmacs > 0 and e.prune_allocation == "global" and e.prune_criterion not in ("fisher", "taylor"):
         fail("export.prune_criterion", f"'{e.prune_criterion}' ranks channels within a layer only: global allocation "
              "needs fisher or taylor, or set export.prune_allocation=uniform")

@@ -199,11 +199,14 @@ def prune_channels(student, data, export: ExportConfig, distill: DistillConfig, 
     except ValueError as err:
         field = "export.prune_target_gmacs" if e.prune_target_gmacs > 0 else "export.prune_channel_ratio"
         raise InputError(str(err), field=field) from None
+    # a deep cut is a short training run: cosine decay lets it settle, where QAT's few steps keep a constant rate
+    parent = student if e.prune_parent_weight > 0 else None
     model = finetune(result.model, data, pruning_steps(e), teacher, d.alpha, e.finetune_learning_rate,
-                     heatmap_loss=d.heatmap_loss)
+                     heatmap_loss=d.heatmap_loss, parent=parent, parent_weight=e.prune_parent_weight, cosine=True)
+    guided = f", the unpruned student guiding (weight {e.prune_parent_weight:g})" if parent is not None else ""
     print(f"    channels pruned ({result.criterion}, {result.allocation}): {result.macs_before / 1e9:.3f} -> "
-          f"{result.macs_after / 1e9:.3f} GMAC, then {pruning_steps(e)} fine-tuning steps")
-    return model, {**result.summary(), "finetune_steps": pruning_steps(e)}
+          f"{result.macs_after / 1e9:.3f} GMAC, then {pruning_steps(e)} fine-tuning steps{guided}")
+    return model, {**result.summary(), "finetune_steps": pruning_steps(e), "parent_weight": e.prune_parent_weight}
 
 
 def prune_and_save(student, data, export: ExportConfig, distill: DistillConfig, out: Path, teacher=None) -> Path:

@@ -19,6 +19,8 @@ Methods (``distill.method``), each a combination of the small functions in ``los
   frame-1 heatmaps (``dkd.py``): heatmap MSE + ``adversarial_weight`` x a temporal discriminator's verdict. The
   discriminator is held here and learns in the same step, on its own loss (the one part trained beside the student).
 The teacher weight a follows ``kd_schedule`` over ``total_steps`` (constant, or linear decay to ``kd_end`` x a).
+A ``parent`` (fpd only) adds ``parent_weight`` x the heatmap loss against a second frozen model on every joint: the
+unpruned student guiding its channel-pruned copy, which can imitate it layer for layer, beside the teacher.
 Targets may carry ``teacher_heatmaps`` (precomputed, on the student grid) or ``teacher_images`` (the square view a
 SavedModel teacher needs); otherwise the teacher sees the student's images.
 """
@@ -48,7 +50,7 @@ class Distiller(keras.Model):
                  dskd: DskdConfig | None = None, okdhp: OkdhpConfig | None = None, assistants=(),
                  dkd: DkdConfig | None = None,
                  kd_schedule: str = "constant", kd_end: float = 0.0, total_steps: int = 0, heatmap_loss: str = "mse",
-                 **kwargs):
+                 parent: keras.Model | None = None, parent_weight: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise ValueError(f"unknown distillation method '{method}'; expected one of {METHODS}")
@@ -58,7 +60,10 @@ class Distiller(keras.Model):
         if heatmap_loss == "bce" and not ends_in_sigmoid(student):
             raise ValueError(f"heatmap_loss 'bce' needs a student whose heatmaps are sigmoid outputs; "
                              f"'{student.name}' ends in '{student.layers[-1].name}': use 'mse'")
+        if parent is not None and method != "fpd":
+            raise ValueError(f"a parent model guides method fpd only, not {method}")
         self.pointwise = HEATMAP_LOSSES[heatmap_loss]
+        self.parent, self.parent_weight = parent, float(parent_weight)
         self.student = student
         self.teacher = teacher
         self.assistants = list(assistants)
@@ -132,12 +137,18 @@ class Distiller(keras.Model):
             return self._dskd_loss(images, stacks, truth, weights, teacher_maps)
         if teacher_maps is None:
             gt = tf.add_n([self.pointwise(s, truth, weights) for s in stacks])
-            return gt, gt, tf.zeros_like(gt)
-        alpha = self._alpha()
-        if self.pointwise is keypoint_bce:   # a linear teacher overshoots [0, 1], where cross-entropy has no minimum
-            teacher_maps = tf.clip_by_value(teacher_maps, 0.0, 1.0)
-        terms = [alpha_kd(s, truth, weights, teacher_maps, alpha, self.pointwise) for s in stacks]
-        return tuple(tf.add_n(list(t)) for t in zip(*terms))
+            total, kd = gt, tf.zeros_like(gt)
+        else:
+            alpha = self._alpha()
+            if self.pointwise is keypoint_bce:   # a linear teacher overshoots [0, 1], where cross-entropy has no minimum
+                teacher_maps = tf.clip_by_value(teacher_maps, 0.0, 1.0)
+            terms = [alpha_kd(s, truth, weights, teacher_maps, alpha, self.pointwise) for s in stacks]
+            total, gt, kd = (tf.add_n(list(t)) for t in zip(*terms))
+        if self.parent is not None:
+            parent_maps = tf.stop_gradient(tf.cast(self.parent(images, training=False), tf.float32))
+            guided = self.parent_weight * tf.add_n([self.pointwise(s, parent_maps) for s in stacks])
+            total, kd = total + guided, kd + guided
+        return total, gt, kd
 
     def _dskd_loss(self, images, stacks, truth, weights, teacher_maps):
         d = self.dskd
