@@ -2,6 +2,7 @@
 model, and errors that name the file."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -120,3 +121,20 @@ def test_assets_command_writes_the_folder_from_a_pipeline_tflite_and_keeps_the_d
                              env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert missing.returncode == 2 and "no/such.tflite" in missing.stderr and "Traceback" not in missing.stderr
     assert not (tmp_path / "other").exists()
+
+
+def test_the_generated_card_names_the_reference_only_when_the_folder_holds_it(tiny_export, tmp_path):
+    from tfpose.export import write_android_assets
+
+    alone = tmp_path / "alone/model.tflite"
+    alone.parent.mkdir()
+    shutil.copyfile(tiny_export["path"], alone)
+    write_android_assets(alone, tmp_path / "without")
+    assert not (tmp_path / "without/model.reference.npz").exists()
+    assert "model.reference.npz" not in (tmp_path / "without/README.md").read_text()
+
+    reference = tiny_export["path"].with_suffix(".reference.npz")
+    assert reference.is_file()
+    write_android_assets(tiny_export["path"], tmp_path / "with")
+    assert (tmp_path / "with/model.reference.npz").read_bytes() == reference.read_bytes()
+    assert "model.reference.npz" in (tmp_path / "with/README.md").read_text()

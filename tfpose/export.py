@@ -281,7 +281,7 @@ def write_android_assets(tflite_path: str | Path, out_dir: str | Path, readme: s
     meta = tfl_metadata.read(tflite_path)
     reference = tflite_path.with_suffix(".reference.npz")
     texts = {"labels.txt": "\n".join(meta["keypoints"]) + "\n", "metadata.json": json.dumps(meta, indent=2) + "\n",
-             "README.md": readme if readme is not None else asset_readme(meta)}
+             "README.md": readme if readme is not None else asset_readme(meta, reference.is_file())}
     copies = {"model.reference.npz": reference} if reference.is_file() else {}
     copies["model.tflite"] = tflite_path
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -297,8 +297,9 @@ def write_android_assets(tflite_path: str | Path, out_dir: str | Path, readme: s
     return out_dir
 
 
-def asset_readme(meta: dict) -> str:
-    """A short README for the app developer, from the model's metadata."""
+def asset_readme(meta: dict, with_reference: bool = True) -> str:
+    """A short README for the app developer, from the model's metadata; ``with_reference``: the folder holds
+    ``model.reference.npz``."""
     i, codec = meta["input"], meta["codec"]
     w, h = codec["input_size"]
     lines = [f"# {meta['model']} ({meta['quantization']}, tfpose {meta['tfpose_version']})", "",
@@ -320,9 +321,10 @@ def asset_readme(meta: dict) -> str:
                   f"{o['zero_point']}, scale {o['scale']:g}); keypoint = {peak} x {codec['stride']} + "
                   f"{(codec['stride'] - 1) / 2} pixels, refined by '{codec['refine']}' on the unfiltered map; score "
                   "= the unfiltered map there (see `metadata.json` codec)"]
-    lines += ["- pixel convention: pixel i is centred at coordinate i (OpenCV warpAffine)",
-              "- `model.reference.npz`: crops and the Keras model's outputs, for a parity check on the device", ""]
-    return "\n".join(lines)
+    lines += ["- pixel convention: pixel i is centred at coordinate i (OpenCV warpAffine)"]
+    if with_reference:
+        lines += ["- `model.reference.npz`: crops and the Keras model's outputs, for a parity check on the device"]
+    return "\n".join([*lines, ""])
 
 
 # -- person detectors ----------------------------------------------------------------------------------------------
