@@ -36,6 +36,7 @@ from tfpose.evaluation import gap_cells  # noqa: E402
 SHARED = ROOT.parent / "shared"
 LIGHTNING, THUNDER = "movenet-lightning_fp32.tflite", "movenet-thunder_fp32.tflite"
 MAC_SHARE, LATENCY_SHARE, GAP_FLOOR, FAST_MAC_SHARE = 0.75, 0.75, -0.01, 0.5
+FIGURE = "every_cpu_accuracy_latency.png"
 
 
 def main(argv=None) -> int:
@@ -69,6 +70,9 @@ def main(argv=None) -> int:
         return 2
     ceiling = dense_int8_ceiling(1, 50)
     text, gates = section(report, models, macs, ceiling, argv)
+    figure = (ROOT / "docs" if args.write else args.out) / FIGURE
+    if plot(report, models, macs, figure):
+        text += f"\n\n![coco-mini val mean OKS against 1-thread latency](docs/{FIGURE})"
     publish("every_cpu", text, args.write)
     return 0 if all(ok for _, ok in gates) else 1
 
@@ -85,12 +89,28 @@ def stage_models(named: dict[str, Path], folder: Path) -> dict[str, Path]:
     return staged
 
 
-def section(report: dict, models: dict[str, Path], macs: dict[str, int], ceiling: float, argv) -> tuple[str, list]:
-    """The section's Markdown and the gates as (line, passed)."""
+def per_model(report: dict, models: dict[str, Path]):
+    """(label by file stem, the two dev-val sets, {set: {label: comparison row}}, {label: 1-thread ms})."""
     by_file = {path.stem: label for label, path in models.items()}   # the validator names a model by its stem
     sets = {"coco-mini val": report["sets"]["main"], "PARSE test": report["sets"]["parse_test"]}
     rows = {name: {by_file[r["model"]]: r for r in s["comparison"]} for name, s in sets.items()}
     ms = {label: rows["coco-mini val"][label]["ms"]["1"] for label in models}
+    return by_file, sets, rows, ms
+
+
+def plot(report: dict, models: dict[str, Path], macs: dict[str, int], path: Path) -> bool:
+    """coco-mini val mean OKS against 1-thread latency, one labelled point per model; False without matplotlib."""
+    from tfpose.visualize import plot_accuracy_latency
+
+    _, _, rows, ms = per_model(report, models)
+    points = [{"label": f"{label}, {macs[label] / 1e9:.3f} GMAC", "latency_ms": ms[label],
+               "value": rows["coco-mini val"][label]["mean_OKS"]} for label in models]
+    return plot_accuracy_latency(points, "coco-mini val mean OKS", path)
+
+
+def section(report: dict, models: dict[str, Path], macs: dict[str, int], ceiling: float, argv) -> tuple[str, list]:
+    """The section's Markdown and the gates as (line, passed)."""
+    by_file, sets, rows, ms = per_model(report, models)
     cpu, m = cpu_info(), report["machine"]
     isa = ", ".join(f"{flag} {'yes' if has else 'no'}" for flag, has in cpu.items() if flag != "cpu")
     lines = ["python benchmarks/every_cpu.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])), "",

@@ -60,6 +60,15 @@ def plot_accuracy_latency(points: list[dict], metric: str, path: str | Path) -> 
         ax.errorbar(p["latency_ms"], p["value"], yerr=yerr, fmt="o", capsize=3)
         ax.annotate(p["label"], (p["latency_ms"], p["value"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
     ax.set_xscale("log")
+    # plain numbers at 1-2-5 steps: matplotlib's log ticks print as overlapping powers of ten over one decade
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    latencies = [p["latency_ms"] for p in points]
+    ax.set_xlim(min(latencies) / 1.3, max(latencies) * 2.5)     # room for the labels right of each point
+    ticks = [t * 10.0 ** e for e in range(-2, 5) for t in (1, 2, 5)]
+    ax.set_xticks([t for t in ticks if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("median latency per crop (ms, log scale)")
     ax.set_ylabel(metric)
     ax.grid(True, which="both", alpha=0.3)
