@@ -207,6 +207,11 @@ class ExportConfig:
     finetune_batch_size: int = 16
     finetune_learning_rate: float = 1e-4         # pruning; QAT uses a tenth of it
 
+    @property
+    def prunes_channels(self) -> bool:
+        """Whether the export removes whole channels (``tfpose.structured_prune``) first."""
+        return self.prune_target_gmacs > 0 or self.prune_channel_ratio < 1
+
 
 @dataclass
 class ValidateConfig:
@@ -322,7 +327,7 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     e = cfg.export
     if e.prune_target_gmacs > 0 and e.prune_channel_ratio < 1:
         fail("export.prune_channel_ratio", "give export.prune_target_gmacs or export.prune_channel_ratio, not both")
-    if e.prune_parent_weight > 0 and e.prune_target_gmacs <= 0 and e.prune_channel_ratio >= 1:
+    if e.prune_parent_weight > 0 and not e.prunes_channels:
         fail("export.prune_parent_weight", "the unpruned student guides channel pruning: set export.prune_target_gmacs "
              "or export.prune_channel_ratio")
     if e.prune_target_gmacs > 0 and e.prune_allocation == "global" and e.prune_criterion not in ("fisher", "taylor"):

@@ -35,7 +35,7 @@ def export_name(cfg: ExportConfig) -> str:
 
 def prunes_channels(cfg: ExportConfig) -> bool:
     """Whether the export removes whole channels (``tfpose.structured_prune``) first."""
-    return cfg.prune_target_gmacs > 0 or cfg.prune_channel_ratio < 1
+    return cfg.prunes_channels
 
 
 def graph_codec(codec: HeatmapCodec, cfg: ExportConfig) -> HeatmapCodec:

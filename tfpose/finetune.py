@@ -20,9 +20,9 @@ def copy_model(model: keras.Model) -> keras.Model:
 class FinetuneProgress(keras.callbacks.Callback):
     """A line at every tenth of a fine-tuning run: steps done, loss, time left."""
 
-    def __init__(self, steps: int, label: str = "fine-tuning"):
+    def __init__(self, steps: int):
         super().__init__()
-        self.steps, self.label, self.every = steps, label, max(1, steps // 10)
+        self.steps, self.every = steps, max(1, steps // 10)
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
@@ -32,7 +32,7 @@ class FinetuneProgress(keras.callbacks.Callback):
         if done % self.every and done != self.steps:
             return
         per_step = (time.monotonic() - self.start) / done
-        print(f"    {self.label}: {done}/{self.steps} steps, loss {float((logs or {}).get('loss', float('nan'))):.4f}, "
+        print(f"    fine-tuning: {done}/{self.steps} steps, loss {float((logs or {}).get('loss', float('nan'))):.4f}, "
               f"{per_step:.2f} s/step, {per_step * (self.steps - done) / 60:.1f} min left", flush=True)
 
 
