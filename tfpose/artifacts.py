@@ -173,25 +173,29 @@ def hash_persons(digest, persons) -> None:
         digest.update(np.asarray(person.visibility, np.int64).tobytes())
 
 
+def file_content(path: str | os.PathLike) -> str:
+    """A short hash of a file's bytes: a copy of the same file, with a new modification time, hashes the same."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "blake2b").hexdigest()[:16]
+
+
 def input_files(path: Path) -> list:
-    """(name, size, modification time) of a file, or of every file under a folder (names relative to it)."""
+    """(name, size, content hash) of a file, or of every file under a folder (names relative to it)."""
     if path.is_file():
-        return [(path.name, path.stat().st_size, path.stat().st_mtime_ns)]
-    return sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
-                  for f in path.rglob("*") if f.is_file())
+        return [(path.name, path.stat().st_size, file_content(path))]
+    return sorted((str(f.relative_to(path)), f.stat().st_size, file_content(f)) for f in path.rglob("*") if f.is_file())
 
 
 def data_state(data_cfg, datasets) -> dict:
     """What a trained model learnt from and was selected on: the data config ``data_cfg`` (a ``DataConfig``), every
     person of ``datasets`` (every training source and dev-val set: image, box, keypoints, visibility) and each image
-    file's size and modification time."""
+    file's content (a re-copied dataset is the same data)."""
     persons, images = hashlib.sha256(), {}
     for dataset in datasets:
         hash_persons(persons, dataset.persons)
         images.update((str(p.image_path), None) for p in dataset.persons)
     for name in images:
-        stat = os.stat(name) if os.path.exists(name) else None
-        images[name] = (stat.st_size, stat.st_mtime_ns) if stat else None
+        images[name] = file_content(name) if os.path.exists(name) else None
     return {"config": asdict(data_cfg), "persons": persons.hexdigest(),
             "images": hashlib.sha256(json.dumps(sorted(images.items())).encode()).hexdigest()}
 
