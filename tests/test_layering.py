@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("train", ("tfpose.train",)),
     ("compress", ("tfpose.finetune", "tfpose.prune", "tfpose.structured_prune", "tfpose.quantize")),
     ("export", ("tfpose.export", "tfpose.export_video")),
-    ("stages", ("tfpose.pipeline", "tfpose.validation", "tfpose.predict")),
+    ("stages", ("tfpose.pipeline", "tfpose.validation", "tfpose.predict", "tfpose.detect")),
     ("cli", ("tfpose.cli",)),
 ]
 RANK = {name: i for i, (name, _) in enumerate(LAYERS)}

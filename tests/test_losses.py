@@ -170,3 +170,20 @@ def test_cross_entropy_takes_a_quantization_aware_sigmoid_student():
     qat = quantize_aware(fold_batchnorm(student))
     assert qat.layers[-1].name.startswith("quant_") and ends_in_sigmoid(qat)
     assert Distiller(qat, None, heatmap_loss="bce").pointwise.__name__ == "keypoint_bce"
+
+
+def test_teacher_confidence_weighs_each_joints_teacher_term_by_its_peak():
+    from tfpose.distill.losses import teacher_confidence
+
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0, 1, (2, 4, 4, 3)).astype(np.float32)
+    teacher = rng.uniform(0, 0.2, (2, 4, 4, 3)).astype(np.float32)
+    teacher[0, 1, 1, 0], teacher[1, 2, 2, 2] = 0.9, 1.4          # peaks; above 1 counts as 1
+    confidence = np.asarray(teacher_confidence(teacher))
+    assert confidence[0, 0] == pytest.approx(0.9) and confidence[1, 2] == 1.0
+    truth, weights = np.zeros_like(pred), np.zeros((2, 3), np.float32)          # teacher-only joints
+    per_joint = 0.5 * np.mean((pred - teacher) ** 2, axis=(1, 2))
+    total, _, _ = alpha_kd(pred, truth, weights, teacher, 0.5, confidence=confidence)
+    assert float(total) == pytest.approx(np.mean(per_joint * confidence), rel=1e-5)
+    plain, _, _ = alpha_kd(pred, truth, weights, teacher, 0.5)
+    assert float(plain) == pytest.approx(np.mean(per_joint), rel=1e-5) and float(total) < float(plain)

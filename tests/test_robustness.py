@@ -74,7 +74,7 @@ def test_every_numeric_field_has_a_range():
             elif numeric(hint) and name not in RANGES.get(cls, {}):
                 missing.append(f"{cls.__name__}.{name}")
     walk(PipelineConfig)
-    assert not missing and len(seen) == 16
+    assert not missing and len(seen) == 17
 
 
 def test_a_bad_config_fails_before_the_run_folder_is_made(tmp_path, capsys):

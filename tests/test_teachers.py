@@ -206,3 +206,47 @@ def test_cached_views_are_redrawn_mirrored_with_left_and_right_swapped_or_as_the
             assert tm[1, w - 1, 2] == pytest.approx(0.4) and tm.sum() == pytest.approx(0.4)
             np.testing.assert_array_equal(wt, [1, 0, 1])
     assert kinds == {"as is", "mirrored"}
+
+
+def test_mirrored_heatmaps_come_back_exactly_with_left_and_right_swapped():
+    from tfpose.distill.teachers import mirror_heatmaps
+    from tfpose.skeleton import COCO17
+
+    maps = np.zeros((1, 8, 6, 17), np.float32)
+    maps[0, 3, 1, COCO17.keypoints.index("left_wrist")] = 1.0
+    back = np.asarray(mirror_heatmaps(maps, COCO17.flip_index))
+    assert back[0, 3, 4, COCO17.keypoints.index("right_wrist")] == 1.0 and back.sum() == 1.0
+    np.testing.assert_array_equal(np.asarray(mirror_heatmaps(back, COCO17.flip_index)), maps)
+
+
+def test_a_zoomed_teacher_view_maps_back_to_the_same_student_cells():
+    """A peak seen in a view magnified 1.25x about its centre lands, through the zoom's own transform, where the
+    plain view's peak lands."""
+    from tfpose.distill.teachers import zoom_views
+
+    codec = HeatmapCodec((96, 128), 4, 2.0, "dark")
+    view = np.zeros((1, 256, 256, 3), np.float32)
+    view[0, 170:174, 90:94] = 255.0                         # a bright dot: what the "teacher" reports as its joint
+    zoomed = np.asarray(zoom_views(view, 1.25))
+    decoded = []
+    for v, zoom in ((view, 1.0), (zoomed, 1.25)):
+        ys, xs = np.nonzero(v[0, :, :, 0] > 100)
+        tx, ty = (xs.mean() - 1.5) / 4, (ys.mean() - 1.5) / 4        # teacher cells
+        maps = _gaussian(64, 64, tx, ty, 1.05)[None, :, :, None]
+        decoded.append(codec.decode(apply_grid_transform(maps, *grid_transform(codec, (256, 256), zoom=zoom)))[0][0])
+    np.testing.assert_allclose(decoded[1], decoded[0], atol=0.6)   # input pixels
+
+
+def test_teacher_tta_averages_the_mirrored_view_in(thunder, tmp_path):
+    """Flip TTA on a mirror-symmetric view equals the plain teacher with its heatmaps averaged with their mirror."""
+    from tfpose.distill.teachers import SavedModelTeacher, mirror_heatmaps
+    from tfpose.skeleton import COCO17
+
+    path = shared_path("models/movenet-thunder-teacher")
+    flipped = SavedModelTeacher(path, HeatmapCodec((96, 128), 4, 2.0), output_key="heatmaps_person",
+                                flip_index=COCO17.flip_index)
+    view = np.random.default_rng(0).uniform(0, 255, (2, 256, 256, 3)).astype(np.float32)
+    plain, mirrored = thunder.precompute(view), thunder.precompute(view[:, :, ::-1].copy())
+    # the student grid's columns are symmetric about the crop's centre, so mirroring commutes with the transform
+    expected = 0.5 * (plain + np.asarray(mirror_heatmaps(mirrored, COCO17.flip_index)))
+    np.testing.assert_allclose(flipped.precompute(view), expected, atol=1e-5)

@@ -163,3 +163,81 @@ def test_the_quantization_benchmark_fine_tunes_on_a_complete_cache_beside_the_st
     assert set(np.round(drawn).astype(int).ravel()) <= set(np.array(cache["teacher"]).ravel().tolist())
     named = SimpleNamespace(teacher_views=str(cache.folder), student=str(tmp_path / "elsewhere/student.keras"))
     assert teacher_view_cache(named, CODEC).folder == cache.folder
+
+
+def test_a_box_error_moves_crop_teacher_and_joints_together():
+    from tfpose.config import ViewAugmentConfig
+    from tfpose.distill.view_cache import augment_view
+
+    codec = HeatmapCodec((32, 48), 4, 1.0)
+    keypoints = np.tile([[13.5, 21.5]], (K, 1)).astype(np.float64)
+    keypoints[1] = [100.0, 100.0]                              # far outside: stays unlabelled
+    crop = np.zeros((48, 32, 3), np.uint8)
+    crop[20:24, 12:16] = 255
+    teacher = np.stack([codec.encode(keypoints[:1], np.ones(1))[0][..., 0]] * K, -1)
+    aug = ViewAugmentConfig(shift=0.1, scale=0.1)
+    for seed in range(5):
+        c, t, kp, vis = augment_view(crop, teacher, keypoints, np.full(K, 2), codec, np.random.default_rng(seed),
+                                     aug, crop)
+        ys, xs = np.nonzero(c[..., 0] > 100)
+        np.testing.assert_allclose(kp[0], [xs.mean(), ys.mean()], atol=1.0)           # joint follows the pixels
+        decoded, _ = codec.decode(t[None])
+        np.testing.assert_allclose(decoded[0, 0], kp[0], atol=1.0)                       # teacher follows too
+        assert vis[1] == 0 and vis[0] == 2
+
+
+def test_truncation_unlabels_the_joints_it_blacks_out_and_occlusion_keeps_the_targets():
+    from tfpose.config import ViewAugmentConfig
+    from tfpose.distill.view_cache import augment_view
+
+    codec = HeatmapCodec((32, 48), 4, 1.0)
+    rng = np.random.default_rng(0)
+    keypoints = np.stack([rng.uniform(0, 31, K), rng.uniform(0, 47, K)], -1)
+    crop = np.full((48, 32, 3), 200, np.uint8)
+    teacher = rng.uniform(0, 1, (12, 8, K)).astype(np.float32)
+    for seed in range(10):
+        c, t, kp, vis = augment_view(crop, teacher, keypoints, np.full(K, 2), codec, np.random.default_rng(seed),
+                                     ViewAugmentConfig(truncation=1.0), crop)
+        black = c[..., 0] == 0
+        assert 0.1 < black.mean() < 0.5
+        x, y = np.round(kp).astype(int).T
+        np.testing.assert_array_equal(vis == 0, black[y, x])
+        np.testing.assert_array_equal(t, teacher)
+    donor = np.zeros_like(crop)
+    c, t, kp, vis = augment_view(crop, teacher, keypoints, np.full(K, 2), codec, rng,
+                                 ViewAugmentConfig(occlusion=1.0), donor)
+    assert 0.03 < (c[..., 0] == 0).mean() < 0.3 and (vis == 2).all()
+    np.testing.assert_array_equal(t, teacher)
+
+
+class _Persons(_Sampler):
+    """``_Sampler`` with person records, which the cache's key hashes."""
+    padding, augment = 1.25, None
+
+    def __init__(self, persons: int):
+        self.persons = [SimpleNamespace(image_path=f"p{i}.jpg", box=[i, 0, 10, 10], keypoints=np.zeros((K, 2)),
+                                        visibility=np.zeros(K)) for i in range(persons)]
+
+    def __len__(self):
+        return len(self.persons)
+
+
+def test_a_source_added_at_the_end_reuses_the_views_of_the_persons_before_it(tmp_path):
+    from tfpose.config import PipelineConfig
+
+    cfg = PipelineConfig()
+    cfg.teacher.path = str(tmp_path / "no teacher files")
+    small, large = _Persons(3), _Persons(5)
+    key = view_cache.teacher_views_key(cfg, small, 1)
+    build_view_cache(tmp_path / f"teacher_views_1_{key}", small, _Teacher(), views=1, seed=0)
+    folder = tmp_path / f"teacher_views_1_{view_cache.teacher_views_key(cfg, large, 1)}"
+    assert view_cache.start_from_prefix(folder, cfg, large, 1) == 3
+    teacher = _Teacher()
+    grown = build_view_cache(folder, large, teacher, views=1, seed=0)
+    assert teacher.calls == [2]                                   # the two new persons only
+    fresh = build_view_cache(tmp_path / "fresh", large, _Teacher(), views=1, seed=0)
+    for name in view_cache.ARRAYS:
+        np.testing.assert_array_equal(grown[name], fresh[name])
+    reordered = _Persons(4)
+    reordered.persons.reverse()                                   # the same persons, in other places: nothing fits
+    assert view_cache.start_from_prefix(tmp_path / "teacher_views_1_other", cfg, reordered, 1) == 0

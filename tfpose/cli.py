@@ -179,6 +179,13 @@ def cmd_predict(args) -> None:
     print(summary_line(result, args.out))
 
 
+def cmd_detect(args) -> None:
+    from tfpose.detect import detect_people, summary_line
+
+    print(summary_line(detect_people(args.images, args.out, args.detector, args.min_score, args.min_height,
+                                     args.threads)))
+
+
 def cmd_validate(args) -> int:
     from tflite.validate import main as validate_main
 
@@ -309,6 +316,15 @@ def main(argv=None) -> int:
     pred.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
     pred.add_argument("--no-overlays", action="store_true", help="write the JSON only")
     pred.set_defaults(fn=cmd_predict)
+    dtc = sub.add_parser("detect", help="person boxes of a folder of photos as COCO detection results (for a "
+                         "'detected' training source: the teacher labels their joints)")
+    dtc.add_argument("images", help="a folder of images (or one image)")
+    dtc.add_argument("--out", default="runs/detections.json", help="the detection results JSON to write")
+    dtc.add_argument("--detector", help="person detector .tflite (default: android_assets/detector.tflite)")
+    dtc.add_argument("--min-score", type=float, default=0.3, help="drop person boxes below this score")
+    dtc.add_argument("--min-height", type=float, default=80.0, help="drop person boxes less tall than this (pixels)")
+    dtc.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
+    dtc.set_defaults(fn=cmd_detect)
     val = sub.add_parser("validate", help="on-device validator (same as tfpose-validate)", add_help=False)
     val.add_argument("rest", nargs=argparse.REMAINDER)
     val.set_defaults(fn=cmd_validate)

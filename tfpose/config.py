@@ -43,7 +43,7 @@ class AugmentConfig:
 
 @dataclass
 class SourceConfig:
-    """One more training dataset, in any registered format (``tfpose.data.formats``: coco, lsp, lspet, parse)."""
+    """One more training dataset, in any registered format (``tfpose.data.formats``: coco, lsp, lspet, parse, detected)."""
     format: str = "coco"
     root: str = ""
     annotations: str = ""                      # coco: the keypoints JSON, relative to root
@@ -135,6 +135,10 @@ class TeacherConfig:
     input_size: tuple[int, int] = (256, 256)    # savedmodel: its square (W, H) input
     stride: int = 4                             # savedmodel: input pixels per heatmap cell
     sigma: float = 1.05                         # savedmodel: its peak sigma in its own heatmap cells (MoveNet: ~1.05)
+    # savedmodel, test-time augmentation: its heatmaps averaged over the mirrored view (left and right joints swapped
+    # back) and over zooms of its square view (2: twice as close, 0.8: a wider view, the border black)
+    tta_flip: bool = False
+    tta_scales: tuple[float, ...] = (1.0,)
     model: ModelConfig = field(default_factory=lambda: ModelConfig("hourglass", {"stacks": 2, "channels": 128}))
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -165,6 +169,17 @@ class DkdConfig:
 
 
 @dataclass
+class ViewAugmentConfig:
+    """What training does to a cached teacher view as it draws it (``tfpose.distill.view_cache.draw_batch``): the
+    teacher's heatmaps move with the crop; occluders and truncation hide parts of the student's crop only (the
+    teacher saw the whole body, so the student learns where a hidden joint is)."""
+    shift: float = 0.0           # std of the crop centre's shift, a fraction of its size per axis (a detector's box error)
+    scale: float = 0.0           # std of the log of the crop side's error
+    occlusion: float = 0.0       # probability of a rectangle of another crop pasted over this one
+    truncation: float = 0.0      # probability of a band along one side blacked out, as an image's frame cuts a body
+
+
+@dataclass
 class DistillConfig:
     alpha: float = 0.5                           # weight of the teacher term; 1 - alpha weighs ground truth
     method: Literal["fpd", "dskd", "okdhp", "dkd"] = "fpd"   # fpd: alpha-mixed MSE (FPD / Park et al.); dkd: video
@@ -172,9 +187,11 @@ class DistillConfig:
     kd_schedule: Literal["constant", "linear"] = "constant"   # alpha over training: constant, or linear to kd_end x alpha
     kd_end: float = 0.0
     unlabelled: bool = False                     # with a teacher: also train on person boxes without keypoints (GT weight 0)
+    confidence_weights: bool = False             # fpd: each joint's teacher term x the teacher's peak height there
     teacher_views: int = 0                       # > 0 (SavedModel teacher): precompute the teacher on this many augmented
                                                  # views per person once, then train from that cache (teacher cost paid once)
     teacher_cache: str = ""                      # folder for those views, named by what they depend on; "" = the run folder
+    view_augment: ViewAugmentConfig = field(default_factory=ViewAugmentConfig)
     dskd: DskdConfig = field(default_factory=DskdConfig)
     okdhp: OkdhpConfig = field(default_factory=OkdhpConfig)
     dkd: DkdConfig = field(default_factory=DkdConfig)
@@ -278,11 +295,12 @@ RANGES: dict[type, dict[str, str]] = {
     TrainConfig: {"epochs": "[1, inf)", "batch_size": "[1, inf)", "learning_rate": "(0, inf)",
                   "steps_per_epoch": "[0, inf)", "checkpoint_every_epochs": "[1, inf)", "eval_every_epochs": "[0, inf)",
                   "early_stopping_patience": "[0, inf)"},
-    TeacherConfig: {"input_size": "[1, inf)", "stride": "[1, inf)", "sigma": "(0, inf)"},
+    TeacherConfig: {"input_size": "[1, inf)", "stride": "[1, inf)", "sigma": "(0, inf)", "tta_scales": "(0, inf)"},
     DskdConfig: {"threshold": "[0, 1]", "ce_weight": "[0, inf)", "temperature": "(0, inf)"},
     OkdhpConfig: {"branches": "[1, inf)", "ensemble_weight": "[0, inf)", "kl_weight": "[0, inf)",
                   "temperature": "(0, inf)", "rampup_epochs": "[0, inf)"},
     DkdConfig: {"adversarial_weight": "[0, inf)", "own_weight": "[0, inf)", "window": "[2, inf)"},
+    ViewAugmentConfig: {"shift": "[0, 0.5]", "scale": "[0, 1]", "occlusion": "[0, 1]", "truncation": "[0, 1]"},
     DistillConfig: {"alpha": "[0, 1]", "kd_end": "[0, inf)", "teacher_views": "[0, inf)"},
     ExportConfig: {"calibration_samples": "[1, inf)", "reference_samples": "[1, inf)", "float_layers": "[0, inf)",
                    "prune_sparsity": "[0, 1)", "prune_block": "[1, inf)", "finetune_steps": "[1, inf)",
@@ -322,6 +340,9 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     d = cfg.distill
     if d.kd_schedule == "linear" and d.alpha * d.kd_end > 1:
         fail("distill.kd_end", f"alpha x kd_end = {d.alpha * d.kd_end:g} is a weight above 1")
+    v = d.view_augment
+    if (v.shift or v.scale or v.occlusion or v.truncation) and d.teacher_views <= 0:
+        fail("distill.view_augment", "augments the cached teacher views: set distill.teacher_views > 0")
     if cfg.export.prune_sparsity > 0 and cfg.export.finetune_steps < 2:
         fail("export.finetune_steps", "pruning needs at least 2 fine-tuning steps")
     e = cfg.export

@@ -145,6 +145,7 @@ def _train_model(cfg: PipelineConfig, data: RunData, out: Path, student, teacher
             kwargs = dict(method=distill_cfg.method, dskd=distill_cfg.dskd, okdhp=distill_cfg.okdhp,
                           dkd=distill_cfg.dkd, heatmap_loss=distill_cfg.heatmap_loss,
                           kd_schedule=distill_cfg.kd_schedule, kd_end=distill_cfg.kd_end,
+                          confidence_weights=distill_cfg.confidence_weights,
                           total_steps=steps * train_cfg.epochs,
                           assistants=[load_keras(Path(a)) for a in distill_cfg.dskd.assistants]
                           if distill_cfg.method == "dskd" else [])
@@ -179,7 +180,8 @@ def train_teacher(cfg: PipelineConfig, data: RunData, out: Path):
         from tfpose.distill.teachers import SavedModelTeacher
 
         return SavedModelTeacher(Path(t.path), data.codec, t.signature, t.input_key, t.output_key,
-                                 tuple(t.input_size), t.stride, t.sigma)
+                                 tuple(t.input_size), t.stride, t.sigma,
+                                 data.skeleton.flip_index if t.tta_flip else None, t.tta_scales)
     record = teacher_record(cfg, data.state())
     if reuse(path, record):
         return load_keras(path)

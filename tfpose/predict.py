@@ -125,14 +125,18 @@ def whole_frame(index: int, name: str, image: np.ndarray) -> Boxes:
     return [([0.0, 0.0, float(w), float(h)], 1.0)]
 
 
-def default_detector(model_path: str | Path) -> Path:
-    """The person detector that goes with a pose model: ``detector.tflite`` beside it, else the repository's."""
-    for candidate in (Path(model_path).parent / DETECTOR_FILE, REPOSITORY_ASSETS / DETECTOR_FILE):
+def default_detector(model_path: str | Path | None = None) -> Path:
+    """The person detector that goes with a pose model: ``detector.tflite`` beside it, else the repository's (no
+    model: the repository's)."""
+    candidates = [REPOSITORY_ASSETS / DETECTOR_FILE]
+    if model_path is not None:
+        candidates.insert(0, Path(model_path).parent / DETECTOR_FILE)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise InputError(f"no person detector: neither {Path(model_path).parent / DETECTOR_FILE} nor "
-                     f"{REPOSITORY_ASSETS / DETECTOR_FILE} exists; pass --detector FILE (`tfpose export-detector`), "
-                     "--detections FILE, or --detector frame")
+    others = ", --detections FILE, or --detector frame" if model_path is not None else ""
+    raise InputError(f"no person detector at {' or '.join(map(str, candidates))}; pass --detector FILE "
+                     f"(`tfpose export-detector`){others}")
 
 
 def make_box_source(detections: str | Path | None, detector: str | Path | None, model_path: str | Path,

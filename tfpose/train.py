@@ -340,5 +340,5 @@ def training_data(cfg, data, out: Path, teacher, train_cfg: TrainConfig, distill
                                  chief=is_chief(cfg.distill.train.strategy))
     # training data: (shard=...) -> stream, so that fit hands each worker its part and a resumed run its place
     return (partial(cached_view_dataset, cache, data.codec, data.skeleton.flip_index, draw, batch,
-                    data.config.augment.colour, cfg.seed), val_ds,
+                    data.config.augment.colour, cfg.seed, augment=distill_cfg.view_augment), val_ds,
             train_cfg.steps_per_epoch or max(1, len(cache) // batch))

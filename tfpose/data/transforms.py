@@ -90,3 +90,51 @@ def colour_jitter(crop: np.ndarray, rng: np.random.Generator, amount: float) -> 
     contrast = 1 + rng.uniform(-amount, amount)
     brightness = 255 * rng.uniform(-amount, amount) / 2
     return np.clip(crop.astype(np.float32) * contrast + brightness, 0, 255).astype(np.uint8)
+
+
+def jitter_matrix(rng: np.random.Generator, input_size: tuple[int, int], shift: float, scale: float) -> np.ndarray:
+    """(2, 3) input pixels -> input pixels of a crop cut from a box with a detector's error: its centre moved by a
+    normal of std ``shift`` x the crop's size per axis, its side by a factor exp(normal of std ``scale``) (each
+    clipped at 2 std)."""
+    size = np.asarray(input_size, np.float64)
+    centre = (size - 1) / 2
+    moved = np.clip(rng.normal(0.0, shift, 2), -2 * shift, 2 * shift) * size if shift else np.zeros(2)
+    zoom = float(np.exp(-np.clip(rng.normal(0.0, scale), -2 * scale, 2 * scale))) if scale else 1.0
+    return np.hstack([zoom * np.eye(2), (centre - zoom * (centre + moved))[:, None]])
+
+
+def grid_matrix(matrix: np.ndarray, stride: int) -> np.ndarray:
+    """An input-pixel affine ``matrix`` as it acts on heatmap cells (cell j centred on pixel stride j + (stride-1)/2)."""
+    to_pixels = np.array([[stride, 0, (stride - 1) / 2], [0, stride, (stride - 1) / 2], [0, 0, 1]], np.float64)
+    full = np.vstack([matrix, [0, 0, 1]])
+    return (np.linalg.inv(to_pixels) @ full @ to_pixels)[:2]
+
+
+def occlude(crop: np.ndarray, rng: np.random.Generator, donor: np.ndarray) -> np.ndarray:
+    """(H, W, 3) crop with a rectangle (a fifth to a half of each side, anywhere) taken from ``donor``, another
+    crop of the same size: another person's limb or background over the body, as in a crowd."""
+    h, w = crop.shape[:2]
+    rh, rw = (int(rng.uniform(0.2, 0.5) * n) for n in (h, w))
+    y, x = int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1))
+    crop = crop.copy()
+    crop[y:y + rh, x:x + rw] = donor[y:y + rh, x:x + rw]
+    return crop
+
+
+def truncate(crop: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) crop of a body the image's frame cuts: a band along one side (bottom half the time, else top,
+    left or right), 15-45 % of the crop deep, black as beyond an image's border. Returns the crop and the (H, W)
+    mask of what is left."""
+    h, w = crop.shape[:2]
+    side = rng.choice(4, p=[0.5, 0.1, 0.2, 0.2])          # bottom, top, left, right
+    depth = rng.uniform(0.15, 0.45)
+    keep = np.ones((h, w), bool)
+    if side == 0:
+        keep[h - int(depth * h):] = False
+    elif side == 1:
+        keep[:int(depth * h)] = False
+    elif side == 2:
+        keep[:, :int(depth * w)] = False
+    else:
+        keep[:, w - int(depth * w):] = False
+    return np.where(keep[..., None], crop, 0).astype(crop.dtype), keep

@@ -8,7 +8,8 @@ or exported is ``distiller.student``, never the distiller.
 
 Methods (``distill.method``), each a combination of the small functions in ``losses.py``:
 - ``fpd``: (1 - a) MSE(gt) + a MSE(teacher) on every stack (FPD; Park et al.); ``heatmap_loss="bce"`` puts binary
-  cross-entropy in place of MSE, for sigmoid heads (the MoveNet-initialised student).
+  cross-entropy in place of MSE, for sigmoid heads (the MoveNet-initialised student); ``confidence_weights``
+  weighs each joint's teacher term by the teacher's peak height there.
 - ``dskd``: teacher (and assistant) heatmaps binarized under a threshold; MSE + spatial softmax cross-entropy;
   densely guided: every stronger model - teacher, each assistant, every deeper stack of the student - guides
   every weaker one directly (guides are stop-gradient).
@@ -30,7 +31,7 @@ from __future__ import annotations
 from tfpose._keras import keras, tf
 from tfpose.config import DkdConfig, DskdConfig, OkdhpConfig
 from tfpose.distill.losses import (HEATMAP_LOSSES, alpha_kd, binarize, dskd_terms, kd_weight, keypoint_bce,
-                                   keypoint_mse, okdhp_ramp, spatial_kl)
+                                   keypoint_mse, okdhp_ramp, spatial_kl, teacher_confidence)
 
 METHODS = ("fpd", "dskd", "okdhp", "dkd")
 
@@ -50,7 +51,8 @@ class Distiller(keras.Model):
                  dskd: DskdConfig | None = None, okdhp: OkdhpConfig | None = None, assistants=(),
                  dkd: DkdConfig | None = None,
                  kd_schedule: str = "constant", kd_end: float = 0.0, total_steps: int = 0, heatmap_loss: str = "mse",
-                 parent: keras.Model | None = None, parent_weight: float = 1.0, **kwargs):
+                 parent: keras.Model | None = None, parent_weight: float = 1.0, confidence_weights: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise ValueError(f"unknown distillation method '{method}'; expected one of {METHODS}")
@@ -62,7 +64,10 @@ class Distiller(keras.Model):
                              f"'{student.name}' ends in '{student.layers[-1].name}': use 'mse'")
         if parent is not None and method != "fpd":
             raise ValueError(f"a parent model guides method fpd only, not {method}")
+        if confidence_weights and method != "fpd":
+            raise ValueError(f"teacher confidence weights are for method fpd, not {method}")
         self.pointwise = HEATMAP_LOSSES[heatmap_loss]
+        self.confidence_weights = bool(confidence_weights)
         self.parent, self.parent_weight = parent, float(parent_weight)
         self.student = student
         self.teacher = teacher
@@ -142,7 +147,8 @@ class Distiller(keras.Model):
             alpha = self._alpha()
             if self.pointwise is keypoint_bce:   # a linear teacher overshoots [0, 1], where cross-entropy has no minimum
                 teacher_maps = tf.clip_by_value(teacher_maps, 0.0, 1.0)
-            terms = [alpha_kd(s, truth, weights, teacher_maps, alpha, self.pointwise) for s in stacks]
+            confidence = teacher_confidence(teacher_maps) if self.confidence_weights else None
+            terms = [alpha_kd(s, truth, weights, teacher_maps, alpha, self.pointwise, confidence) for s in stacks]
             total, gt, kd = (tf.add_n(list(t)) for t in zip(*terms))
         if self.parent is not None:
             parent_maps = tf.stop_gradient(tf.cast(self.parent(images, training=False), tf.float32))

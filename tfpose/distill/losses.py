@@ -32,18 +32,27 @@ def keypoint_bce(pred, target, weights=None):
 HEATMAP_LOSSES = {"mse": keypoint_mse, "bce": keypoint_bce}
 
 
-def alpha_kd(pred, truth, truth_weights, teacher, alpha: float, loss=keypoint_mse):
+def alpha_kd(pred, truth, truth_weights, teacher, alpha: float, loss=keypoint_mse, confidence=None):
     """FPD / Park et al. per joint: a labelled joint learns (1 - alpha) x MSE(pred, ground truth) + alpha x
     MSE(pred, teacher); an unlabelled one (weight 0: LSP's face joints, a box without keypoints) learns from the
     teacher alone, with weight 1, since the teacher's view of it is all there is to learn.
 
-    ``loss``: the per-cell term, ``keypoint_mse`` or ``keypoint_bce``.
+    ``loss``: the per-cell term, ``keypoint_mse`` or ``keypoint_bce``. ``confidence`` (B, K) in [0, 1]: each
+    joint's teacher term is weighted by it as well (``teacher_confidence``), so an unsure teacher teaches less.
     Returns (total, gt, kd): gt over labelled joints, kd over every joint, as the loss averages them."""
     gt = loss(pred, truth, truth_weights)
     labelled = tf.cast(tf.convert_to_tensor(truth_weights) > 0, tf.float32)
     teacher_weights = alpha * labelled + (1.0 - labelled)
+    if confidence is not None:
+        teacher_weights = teacher_weights * confidence
     total = (1.0 - alpha) * gt + loss(pred, teacher, teacher_weights)
     return total, gt, loss(pred, teacher)
+
+
+def teacher_confidence(teacher):
+    """(B, h, w, K) teacher heatmaps -> (B, K) each joint's peak height, clipped to [0, 1]: a sigmoid heatmap's
+    peak is the model's own confidence that the joint is there."""
+    return tf.clip_by_value(tf.reduce_max(teacher, axis=[1, 2]), 0.0, 1.0)
 
 
 def binarize(heatmaps, threshold: float):

@@ -65,13 +65,14 @@ def _interp_matrix(positions: np.ndarray, n: int) -> np.ndarray:
 
 
 def grid_transform(student: HeatmapCodec, teacher_size: tuple[int, int], teacher_stride: int = 4,
-                   teacher_sigma: float = 1.05) -> tuple[np.ndarray, np.ndarray]:
+                   teacher_sigma: float = 1.05, zoom: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(My (h, ht), Mx (w, wt)) float32: ``student_maps[b, :, :, k] = My @ teacher_maps[b, :, :, k] @ Mx.T``.
 
-    The teacher ran on the square crop of ``teacher_matrix``; see the module docstring for the three steps."""
+    The teacher ran on the square crop of ``teacher_matrix``, magnified ``zoom`` times about its centre
+    (``zoom_views``); see the module docstring for the three steps."""
     w, h = student.input_size
     tw, th = teacher_size
-    r = tw / max(w, h)                        # teacher pixels per student pixel
+    r = zoom * tw / max(w, h)                 # teacher pixels per student pixel
     mats = []
     for n_s, n_t, size_s, size_t in ((h // student.stride, th // teacher_stride, h, th),
                                     (w // student.stride, tw // teacher_stride, w, tw)):
@@ -95,17 +96,42 @@ def apply_grid_transform(teacher_maps, my, mx):
     return tf.einsum("yi,bijk,xj->byxk", tf.constant(my), tf.cast(teacher_maps, tf.float32), tf.constant(mx))
 
 
+def zoom_views(images, zoom: float):
+    """(B, S, S, 3) square views magnified ``zoom`` times about their centre (pixel centre to pixel centre, as
+    ``grid_transform`` maps them back); below 1 the view widens and what lies beyond it is black."""
+    from tfpose._keras import tf
+
+    if zoom == 1:
+        return images
+    half = 0.5 / zoom
+    size = tf.shape(images)[1:3]
+    boxes = tf.tile([[0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half]], [tf.shape(images)[0], 1])
+    return tf.image.crop_and_resize(images, boxes, tf.range(tf.shape(images)[0]), size)
+
+
+def mirror_heatmaps(maps, flip_index):
+    """(B, h, w, K) heatmaps of a mirrored view -> those of the view itself: columns reversed, left and right joints
+    swapped (cell centres are symmetric about the grid's centre, so this is exact)."""
+    from tfpose._keras import tf
+
+    return tf.gather(maps[:, :, ::-1], flip_index, axis=-1)
+
+
 class SavedModelTeacher:
     """A frozen TF SavedModel signature that returns heatmaps, e.g. ../shared/models/movenet-thunder-teacher.
 
     ``teacher(teacher_images)``: (B, S, S, 3) float32 0..255 square crops (``teacher_matrix``) -> (B, h, w, K)
     heatmaps on the student's grid, ``stop_gradient``ed. It has no variables to train, so nothing can change it;
     it runs inside the tf.function train step (or on numpy batches to precompute a cache).
+
+    Test-time augmentation: with ``flip_index`` the heatmaps of the mirrored view, mirrored back, are averaged in;
+    ``scales`` are zooms of the view (``zoom_views``), each mapped to the student's grid by its own transform, and
+    averaged. The teacher then costs (1 + flip) x len(scales) calls.
     """
 
     def __init__(self, path: str | Path, student: HeatmapCodec, signature: str = "serving_default",
                  input_key: str = "images", output_key: str = "heatmaps", input_size=(256, 256), stride: int = 4,
-                 sigma: float = 1.05):
+                 sigma: float = 1.05, flip_index=None, scales=(1.0,)):
         from tfpose._keras import tf
 
         path = Path(path)
@@ -118,7 +144,9 @@ class SavedModelTeacher:
         self.input_key, self.output_key = input_key, output_key
         self.input_size = tuple(int(v) for v in input_size)
         self.stride, self.sigma = int(stride), float(sigma)
-        self.my, self.mx = grid_transform(student, self.input_size, self.stride, self.sigma)
+        self.flip_index = None if flip_index is None else np.asarray(flip_index)
+        self.scales = tuple(float(z) for z in scales)
+        self.grids = [grid_transform(student, self.input_size, self.stride, self.sigma, z) for z in self.scales]
         self.trainable_variables: list = []
 
     def raw(self, teacher_images):
@@ -130,7 +158,15 @@ class SavedModelTeacher:
     def __call__(self, teacher_images, training=False):
         from tfpose._keras import tf
 
-        return tf.stop_gradient(apply_grid_transform(self.raw(teacher_images), self.my, self.mx))
+        teacher_images = tf.cast(teacher_images, tf.float32)
+        maps = []
+        for zoom, (my, mx) in zip(self.scales, self.grids):
+            view = zoom_views(teacher_images, zoom)
+            raw = self.raw(view)
+            if self.flip_index is not None:
+                raw = 0.5 * (raw + mirror_heatmaps(self.raw(view[:, :, ::-1]), self.flip_index))
+            maps.append(apply_grid_transform(raw, my, mx))
+        return tf.stop_gradient(tf.add_n(maps) / len(maps))
 
     def precompute(self, teacher_images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Student-grid heatmaps for a fixed set of teacher crops (a cache when augmentation is off)."""
@@ -206,12 +242,20 @@ def evaluate_model(model, dataset, codec: HeatmapCodec, skeleton, padding: float
 
 def evaluate_teacher(teacher: SavedModelTeacher, dataset, codec: HeatmapCodec, skeleton, padding: float,
                      images=None, ap_resamples: int = 200) -> dict:
-    """A SavedModel teacher scored as the student is: each person's student crop (``codec``, ``padding``) seen
-    through the teacher's square view of it (``teacher_matrix``), its heatmaps decoded by ``codec`` and mapped
-    back to the image."""
+    """A SavedModel teacher scored as the student is (``predict_teacher``)."""
+    from tfpose.evaluation import score_predictions
+
+    return score_predictions(predict_teacher(teacher, dataset, codec, padding, images), dataset, skeleton,
+                             ap_resamples=ap_resamples)
+
+
+def predict_teacher(teacher: SavedModelTeacher, dataset, codec: HeatmapCodec, padding: float, images=None):
+    """``Predictions`` of a SavedModel teacher on every labelled person of ``dataset``: each person's student crop
+    (``codec``, ``padding``) seen through the teacher's square view of it (``teacher_matrix``), its heatmaps
+    decoded by ``codec`` and mapped back to the image."""
     from tfpose.data.coco import ImageStore
     from tfpose.data.transforms import apply_matrix, invert_matrix, warp_image
-    from tfpose.evaluation import Predictions, crop_person, score_predictions
+    from tfpose.evaluation import Predictions, crop_person
 
     images = images if images is not None else ImageStore()
     persons = dataset.labelled()
@@ -223,5 +267,4 @@ def evaluate_teacher(teacher: SavedModelTeacher, dataset, codec: HeatmapCodec, s
                                 teacher_matrix(m, codec.input_size, teacher.input_size), teacher.input_size))
     keypoints, scores = codec.decode(teacher.precompute(np.stack(views).astype(np.float32)))
     in_image = np.stack([apply_matrix(k, invert_matrix(m)) for k, m in zip(keypoints, mats)]).astype(np.float32)
-    return score_predictions(Predictions(persons, in_image, scores, np.stack(crops), np.stack(mats)),
-                             dataset, skeleton, ap_resamples=ap_resamples)
+    return Predictions(persons, in_image, scores, np.stack(crops), np.stack(mats))

@@ -26,12 +26,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from tfpose.artifacts import hash_persons, input_files
 from tfpose.codec import HeatmapCodec
 from tfpose.config import PipelineConfig
-from tfpose.data.transforms import colour_jitter, flip_keypoints
+from tfpose.data.transforms import (apply_matrix, colour_jitter, flip_keypoints, grid_matrix, jitter_matrix, occlude,
+                                   truncate)
 
 ARRAYS = ("crops", "teacher", "keypoints", "visibility")
 CHUNK = 32          # persons per teacher call and per progress record
@@ -157,10 +159,11 @@ def _visibility(sample) -> np.ndarray:
 
 
 def draw_batch(cache: ViewCache, codec: HeatmapCodec, flip_index: np.ndarray, probabilities: np.ndarray,
-               batch: int, colour: float, seed: int, part: tuple[int, int] = (0, 1)):
+               batch: int, colour: float, seed: int, part: tuple[int, int] = (0, 1), augment=None):
     """One training batch from the cache, all of it decided by ``seed``: persons drawn by ``probabilities`` (P,),
-    a view of each, a coin-flip mirror (left and right joints swap) and a colour jitter. ``part`` (i, p): only the
-    i-th of p equal parts of that batch is read and made (the share of one of p workers).
+    a view of each, a coin-flip mirror (left and right joints swap), ``augment`` (a ``ViewAugmentConfig``: box
+    error, occluders, truncation; ``augment_view``) and a colour jitter. ``part`` (i, p): only the i-th of p equal
+    parts of that batch is read and made (the share of one of p workers).
 
     Returns crops (b, H, W, 3) float32, heatmaps (b, h, w, K), weights (b, K), teacher_heatmaps (b, h, w, K), with
     b = batch / p."""
@@ -187,15 +190,43 @@ def draw_batch(cache: ViewCache, codec: HeatmapCodec, flip_index: np.ndarray, pr
             teacher[b] = teacher[b, :, ::-1][..., flip_index]
             keypoints[b, :, 0] = width - 1 - keypoints[b, :, 0]
             keypoints[b], visibility[b] = flip_keypoints(keypoints[b], visibility[b], flip_index)
-        crops[b] = colour_jitter(crops[b], np.random.default_rng(jitter[b]), colour)
+        rng = np.random.default_rng(jitter[b])
+        if augment is not None:
+            donor = crops[(b + 1) % len(rows)]
+            crops[b], teacher[b], keypoints[b], visibility[b] = augment_view(
+                crops[b], teacher[b], keypoints[b], visibility[b], codec, rng, augment, donor)
+        crops[b] = colour_jitter(crops[b], rng, colour)
         hm, wt = codec.encode(keypoints[b], visibility[b])
         heatmaps.append(hm)
         weights.append(wt)
     return crops, np.stack(heatmaps).astype(np.float32), np.stack(weights).astype(np.float32), teacher
 
 
+def augment_view(crop, teacher, keypoints, visibility, codec: HeatmapCodec, rng, augment, donor):
+    """One cached view as a real detector and a real photo would cut it (``ViewAugmentConfig``): the crop
+    (H, W, 3) and teacher heatmaps (h, w, K) moved by one box error, joints leaving the crop or falling in a
+    truncated band unlabelled; an occluder from ``donor`` (H, W, 3) hides part of the crop, not of the targets."""
+    if augment.shift or augment.scale:
+        m = jitter_matrix(rng, codec.input_size, augment.shift, augment.scale)
+        crop = cv2.warpAffine(crop, m, codec.input_size, flags=cv2.INTER_LINEAR, borderValue=0)
+        teacher = cv2.warpAffine(teacher, grid_matrix(m, codec.stride), codec.heatmap_size, flags=cv2.INTER_LINEAR,
+                                 borderValue=0).reshape(teacher.shape)
+        keypoints = apply_matrix(keypoints, m)
+    if augment.occlusion and rng.random() < augment.occlusion:
+        crop = occlude(crop, rng, donor)
+    keep = None
+    if augment.truncation and rng.random() < augment.truncation:
+        crop, keep = truncate(crop, rng)
+    w, h = codec.input_size
+    x, y = np.round(keypoints).astype(int).T
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    if keep is not None:
+        inside[inside] &= keep[y[inside], x[inside]]
+    return crop, teacher, keypoints, np.where(inside, visibility, 0)
+
+
 def cached_view_dataset(cache: ViewCache, codec: HeatmapCodec, flip_index: np.ndarray, probabilities: np.ndarray,
-                        batch: int, colour: float, seed: int, shard=None):
+                        batch: int, colour: float, seed: int, shard=None, augment=None):
     """An endless tf.data stream of ``draw_batch`` batches as ``(images, {"heatmaps", "weights",
     "teacher_heatmaps"})``; global batch i is drawn with a seed decided by ``(seed, i)`` alone, from batch
     ``shard.first_batch`` on, and ``shard`` (a ``tfpose.data.pipeline.Shard``) reads its part of each, in batches
@@ -213,7 +244,7 @@ def cached_view_dataset(cache: ViewCache, codec: HeatmapCodec, flip_index: np.nd
 
     def load(batch_seed):
         return draw_batch(cache, codec, flip_index, probabilities, batch, colour, int(batch_seed),
-                          (shard.index, shard.count))
+                          (shard.index, shard.count), augment)
 
     def load_tf(batch_seed):
         crops, heatmaps, weights, teacher = tf.numpy_function(load, [batch_seed], [tf.float32] * 4)
@@ -245,9 +276,10 @@ def wait_for_view_cache(folder: Path, poll_s: float = 2.0) -> ViewCache:
     return cache
 
 
-def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
+def teacher_views_key(cfg: PipelineConfig, sampler, views: int, persons: int | None = None) -> str:
     """A digest of everything the cached teacher views depend on: the teacher (its config and files), every
-    person (image, box, keypoints), the crop geometry and augmentation, the number of views and the seed."""
+    person (image, box, keypoints; only the first ``persons`` when given), the crop geometry and augmentation, the
+    number of views and the seed."""
     digest = hashlib.sha256()
     # a SavedModel teacher is its files, not a training recipe
     teacher = {k: v for k, v in asdict(cfg.teacher).items() if k not in ("train", "model")}
@@ -259,8 +291,38 @@ def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
         "codec": [list(codec.input_size), codec.stride, codec.sigma], "padding": sampler.padding,
         "augment": asdict(sampler.augment) if sampler.augment else None}, sort_keys=True,
         default=str).encode())
-    hash_persons(digest, sampler.persons)
+    hash_persons(digest, sampler.persons[:persons])
     return digest.hexdigest()[:16]
+
+
+def start_from_prefix(folder: Path, cfg: PipelineConfig, sampler, views: int) -> int:
+    """Start the empty cache ``folder`` from a complete cache beside it whose persons are the first persons of
+    ``sampler`` (a source added at the end of a config's list): its rows are copied, as a person's views depend on
+    nothing but the person, its place and the settings in the key. Returns how many persons were copied (0: none
+    fits)."""
+    if _progress(folder):
+        return 0
+    n = len(sampler)
+    best = None
+    for other in folder.parent.glob(f"teacher_views_{views}_*"):
+        cache = open_view_cache(other) if other != folder else None
+        if cache is not None and cache.persons < n and (best is None or cache.persons > best.persons) \
+                and other.name.endswith(teacher_views_key(cfg, sampler, views, cache.persons)):
+            best = cache
+    if best is None:
+        return 0
+    from tfpose.artifacts import write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ARRAYS:
+        head = best[name]
+        array = np.lib.format.open_memmap(folder / f"{name}.npy", "w+", head.dtype, (n * views, *head.shape[1:]))
+        array[:len(head)] = head
+        array.flush()
+    write_json(folder / "progress.json", {"persons": best.persons, "views": views,
+                                          "codec": sampler.codec.to_dict()})
+    print(f"    teacher views of the first {best.persons} persons copied from {best.folder}")
+    return best.persons
 
 
 def cached_teacher_views(cfg: PipelineConfig, out: Path, teacher, sampler, views: int, chief: bool = True) -> ViewCache:
@@ -275,6 +337,7 @@ def cached_teacher_views(cfg: PipelineConfig, out: Path, teacher, sampler, views
     folder = folder / f"teacher_views_{views}_{teacher_views_key(cfg, sampler, views)}"
     input_size = teacher.input_size if teacher is not None else cfg.teacher.input_size
     if chief:
+        start_from_prefix(folder, cfg, sampler, views)
         cache = build_view_cache(folder, TeacherViewSampler(sampler, input_size), teacher, views, cfg.seed)
     else:    # one folder, one writer: the other workers of a multi-worker run read what the chief computes
         cache = wait_for_view_cache(folder)
