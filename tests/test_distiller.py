@@ -149,3 +149,59 @@ def test_a_parent_adds_its_weighted_heatmap_loss_on_every_joint_and_stays_frozen
     assert all(a.tobytes() == b.tobytes() for a, b in zip(before, parent.get_weights()))
     with pytest.raises(ValueError, match="parent"):
         Distiller(student, parent=parent, method="dskd")
+
+
+def _tiny_movenet():
+    """A tiny MoveNet-shaped model (MobileNetV2 + feature pyramid): its ``fpn_sep2`` is on the heatmap grid."""
+    return build_model("mobilenetv2", 17, TINY_INPUT, width=0.35, head="fpn", head_channels=(16, 16, 16, 16))
+
+
+def test_feature_distillation_trains_a_projection_toward_the_frozen_teachers_features(tmp_path):
+    from tfpose.distill.losses import feature_hint
+    from tfpose.distill.teachers import feature_teacher
+
+    keras.utils.set_random_seed(0)
+    _tiny_movenet().save(tmp_path / "thunder.h5")                 # stands in for movenet-thunder-keras.h5
+    teacher = feature_teacher(tmp_path / "thunder.h5", "fpn_sep2", TINY_INPUT)
+    student = _tiny_movenet()
+    images, targets = next(iter(_batch()))
+    plain = Distiller(student)._loss(images, targets, training=False)
+    distiller = Distiller(student, feature_teacher=teacher, feature_weight=0.5)
+    guided = distiller._loss(images, targets, training=False)
+    features = keras.Model(student.input, student.get_layer("fpn_sep2").output)(images)
+    hint = 0.5 * feature_hint(distiller.projection(features), teacher(images))
+    assert float(hint) > 0
+    assert float(guided[0]) == pytest.approx(float(plain[0]) + float(hint), rel=1e-5)
+
+    before = [w.copy() for w in teacher.get_weights()]
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    projection = [w.copy() for w in distiller.projection.get_weights()]
+    distiller.fit(_batch(), epochs=3, verbose=0)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(before, teacher.get_weights()))
+    assert not np.array_equal(projection[0], distiller.projection.get_weights()[0])
+    assert "feature_projection" not in [layer.name for layer in distiller.student.layers]   # not exported
+    with pytest.raises(ValueError, match="no layer"):
+        Distiller(build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT), feature_teacher=teacher)
+
+
+def test_the_second_stage_trains_the_head_alone_against_the_student_itself(synthetic_root, tmp_path):
+    import tfpose.pipeline as p
+    from tfpose.config import load_config
+
+    cfg = load_config(None, ["data.source=coco", f"data.root={synthetic_root}", "codec.input_size=[64,64]",
+                             "teacher.source=none", "distill.second_stage_steps=3", "distill.train.batch_size=4"])
+    out, codec, skeleton = p.open_run(cfg, tmp_path)
+    data = p.load_data(cfg.data, codec, skeleton)
+    keras.utils.set_random_seed(0)
+    student = _tiny_movenet()
+    student.get_layer("block_1_expand").trainable = False          # a flag of its own, which it keeps
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in student.layers}
+    flags = {layer.name: layer.trainable for layer in student.layers}
+    p.second_stage(cfg, data, out, student, None)
+    names = [layer.name for layer in student.layers]
+    split = names.index("fpn_sep2")
+    changed = {layer.name for layer in student.layers
+               if any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights()))}
+    assert changed and all(names.index(name) > split for name in changed)          # the head alone
+    assert "kpt_heatmap_out" in changed
+    assert {layer.name: layer.trainable for layer in student.layers} == flags

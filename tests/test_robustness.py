@@ -43,6 +43,9 @@ from tfpose.errors import InputError
     ("data.sources=[{format: coco, weight: -1}]", "data.sources[0].weight"),
     ("seed=-1", "seed"),
     ("distill.train={epochs: 4, early_stopping_patience: 2}", "distill.train.early_stopping_patience"),
+    ("distill.view_augment.occlusion=0.3", "distill.view_augment"),          # the quickstart caches no views
+    ("distill.feature_teacher=no/such/thunder.h5", "distill.feature_teacher"),
+    ("teacher.tta_scales=[1.0, 0]", "teacher.tta_scales"),
 ])
 def test_an_out_of_range_value_is_an_error_naming_its_field(override, field):
     from tfpose.config import load_config

@@ -220,7 +220,8 @@ def student_record(cfg, data: dict) -> dict:
     else:
         teacher = {"config": {k: v for k, v in asdict(t).items() if k not in ("train", "model")},
                    "files": input_files(Path(t.path)) if Path(t.path).exists() else None}
-    files = [f for f in (d.student.init, *(d.dskd.assistants if d.method == "dskd" else ())) if f and Path(f).exists()]
+    files = [f for f in (d.student.init, d.feature_teacher, *(d.dskd.assistants if d.method == "dskd" else ()))
+             if f and Path(f).exists()]
     return make_record({"distill": {k: v for k, v in asdict(d).items() if k != "teacher_cache"},
                         "teacher": teacher, "student files": {f: input_files(Path(f)) for f in files},
                         "data": data, "codec": asdict(cfg.codec), "skeleton": cfg.skeleton,

@@ -188,6 +188,14 @@ class DistillConfig:
     kd_end: float = 0.0
     unlabelled: bool = False                     # with a teacher: also train on person boxes without keypoints (GT weight 0)
     confidence_weights: bool = False             # fpd: each joint's teacher term x the teacher's peak height there
+    # fpd, DWPose's feature term: a tf_keras teacher file (e.g. ../shared/models/init/movenet-thunder-keras.h5) run on
+    # the student's crop; a trained 1x1 projection of the student's feature_layer output learns its feature_layer output
+    feature_teacher: str = ""
+    feature_layer: str = "fpn_sep2"
+    feature_weight: float = 1.0
+    # DWPose's second stage: after distillation, this many steps train the head alone (every layer after
+    # feature_layer) against ground truth and the distilled student itself, the rest frozen
+    second_stage_steps: int = 0
     teacher_views: int = 0                       # > 0 (SavedModel teacher): precompute the teacher on this many augmented
                                                  # views per person once, then train from that cache (teacher cost paid once)
     teacher_cache: str = ""                      # folder for those views, named by what they depend on; "" = the run folder
@@ -301,7 +309,8 @@ RANGES: dict[type, dict[str, str]] = {
                   "temperature": "(0, inf)", "rampup_epochs": "[0, inf)"},
     DkdConfig: {"adversarial_weight": "[0, inf)", "own_weight": "[0, inf)", "window": "[2, inf)"},
     ViewAugmentConfig: {"shift": "[0, 0.5]", "scale": "[0, 1]", "occlusion": "[0, 1]", "truncation": "[0, 1]"},
-    DistillConfig: {"alpha": "[0, 1]", "kd_end": "[0, inf)", "teacher_views": "[0, inf)"},
+    DistillConfig: {"alpha": "[0, 1]", "kd_end": "[0, inf)", "teacher_views": "[0, inf)", "feature_weight": "[0, inf)",
+                    "second_stage_steps": "[0, inf)"},
     ExportConfig: {"calibration_samples": "[1, inf)", "reference_samples": "[1, inf)", "float_layers": "[0, inf)",
                    "prune_sparsity": "[0, 1)", "prune_block": "[1, inf)", "finetune_steps": "[1, inf)",
                    "prune_finetune_steps": "[0, inf)", "prune_parent_weight": "[0, inf)",
@@ -340,6 +349,10 @@ def check_config(cfg: PipelineConfig, source: str = "<config>") -> None:
     d = cfg.distill
     if d.kd_schedule == "linear" and d.alpha * d.kd_end > 1:
         fail("distill.kd_end", f"alpha x kd_end = {d.alpha * d.kd_end:g} is a weight above 1")
+    if d.feature_teacher and d.method != "fpd":
+        fail("distill.feature_teacher", f"the feature term is fpd's; method is {d.method}")
+    if d.feature_teacher and not Path(d.feature_teacher).is_file():
+        fail("distill.feature_teacher", f"file not found: {d.feature_teacher}")
     v = d.view_augment
     if (v.shift or v.scale or v.occlusion or v.truncation) and d.teacher_views <= 0:
         fail("distill.view_augment", "augments the cached teacher views: set distill.teacher_views > 0")

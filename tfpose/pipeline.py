@@ -146,6 +146,8 @@ def _train_model(cfg: PipelineConfig, data: RunData, out: Path, student, teacher
                           dkd=distill_cfg.dkd, heatmap_loss=distill_cfg.heatmap_loss,
                           kd_schedule=distill_cfg.kd_schedule, kd_end=distill_cfg.kd_end,
                           confidence_weights=distill_cfg.confidence_weights,
+                          feature_teacher=_feature_teacher(distill_cfg, data), feature_layer=distill_cfg.feature_layer,
+                          feature_weight=distill_cfg.feature_weight,
                           total_steps=steps * train_cfg.epochs,
                           assistants=[load_keras(Path(a)) for a in distill_cfg.dskd.assistants]
                           if distill_cfg.method == "dskd" else [])
@@ -161,6 +163,15 @@ def _train_model(cfg: PipelineConfig, data: RunData, out: Path, student, teacher
     fit(distiller, train_ds, val_ds, train_cfg, out / run_name, steps, evaluate_ap=scorer)
     # a multi-worker model predicts only in step with every worker: what follows (evaluation, export) gets a copy
     return detached(distiller.student) if multi_worker else distiller.student
+
+
+def _feature_teacher(d, data: RunData):
+    """The Keras teacher of ``distill.feature_teacher`` on the student's crop (``teachers.feature_teacher``), or None."""
+    if not d.feature_teacher:
+        return None
+    from tfpose.distill.teachers import feature_teacher
+
+    return feature_teacher(Path(d.feature_teacher), d.feature_layer, data.codec.input_size)
 
 
 def train_teacher(cfg: PipelineConfig, data: RunData, out: Path):
@@ -228,7 +239,38 @@ def distil_student(cfg: PipelineConfig, data: RunData, teacher, out: Path):
     if hasattr(student, "count_params"):
         print(f"    {student.name}: {student.count_params() / 1e6:.2f} M parameters, method {d.method}, alpha {d.alpha}")
     student = _train_model(cfg, data, out, student, teacher, d.alpha, d.train, "distill_run", d)
+    if d.second_stage_steps:
+        student = second_stage(cfg, data, out, student, teacher)
     save_trained(student, path, record, out / "distill_run", d.train.strategy)
+    return student
+
+
+def second_stage(cfg: PipelineConfig, data: RunData, out: Path, student, teacher):
+    """DWPose's second stage: the distilled student's head (every layer after ``distill.feature_layer``) trained
+    alone for ``distill.second_stage_steps`` on the training stream that follows distillation's, against ground
+    truth and a frozen copy of the student itself (its own heatmaps on every joint); the rest stays as it is."""
+    from tfpose.data.pipeline import Shard
+    from tfpose.finetune import copy_model, finetune
+    from tfpose.train import training_data
+
+    d = cfg.distill
+    names = [layer.name for layer in student.layers]
+    if d.feature_layer not in names:
+        raise ValueError(f"the student has no layer distill.feature_layer '{d.feature_layer}' to split its head at")
+    parent = copy_model(student)
+    parent.trainable = False
+    trainable = {layer.name: layer.trainable for layer in student.layers}
+    for layer in student.layers[:names.index(d.feature_layer) + 1]:
+        layer.trainable = False
+    stream, _, steps = training_data(cfg, data, out, teacher, d.train, d)
+    distilled = (d.train.steps_per_epoch or steps) * d.train.epochs        # batches distillation read
+    dataset = stream(shard=Shard(first_batch=distilled)) if callable(stream) else stream
+    print(f"    second stage: the head ({len(names) - names.index(d.feature_layer) - 1} layers) learns from the "
+          f"student itself for {d.second_stage_steps} steps")
+    finetune(student, dataset, d.second_stage_steps, None, 0.0, d.train.learning_rate, heatmap_loss=d.heatmap_loss,
+             parent=parent, parent_weight=1.0, cosine=True)
+    for layer in student.layers:
+        layer.trainable = trainable[layer.name]
     return student
 
 

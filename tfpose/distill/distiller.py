@@ -20,6 +20,9 @@ Methods (``distill.method``), each a combination of the small functions in ``los
   frame-1 heatmaps (``dkd.py``): heatmap MSE + ``adversarial_weight`` x a temporal discriminator's verdict. The
   discriminator is held here and learns in the same step, on its own loss (the one part trained beside the student).
 The teacher weight a follows ``kd_schedule`` over ``total_steps`` (constant, or linear decay to ``kd_end`` x a).
+A ``feature_teacher`` (fpd only; ``teachers.feature_teacher``: Thunder rebuilt as a Keras model, on the student's
+own crop) adds DWPose's feature term: ``feature_weight`` x MSE between a trained 1x1 projection of the student's
+``feature_layer`` output and the teacher's features on the same grid (the projection is not exported).
 A ``parent`` (fpd only) adds ``parent_weight`` x the heatmap loss against a second frozen model on every joint: the
 unpruned student guiding its channel-pruned copy, which can imitate it layer for layer, beside the teacher.
 Targets may carry ``teacher_heatmaps`` (precomputed, on the student grid) or ``teacher_images`` (the square view a
@@ -31,7 +34,7 @@ from __future__ import annotations
 from tfpose._keras import keras, tf
 from tfpose.config import DkdConfig, DskdConfig, OkdhpConfig
 from tfpose.distill.losses import (HEATMAP_LOSSES, alpha_kd, binarize, dskd_terms, kd_weight, keypoint_bce,
-                                   keypoint_mse, okdhp_ramp, spatial_kl, teacher_confidence)
+                                   keypoint_mse, okdhp_ramp, spatial_kl, teacher_confidence, feature_hint)
 
 METHODS = ("fpd", "dskd", "okdhp", "dkd")
 
@@ -52,7 +55,8 @@ class Distiller(keras.Model):
                  dkd: DkdConfig | None = None,
                  kd_schedule: str = "constant", kd_end: float = 0.0, total_steps: int = 0, heatmap_loss: str = "mse",
                  parent: keras.Model | None = None, parent_weight: float = 1.0, confidence_weights: bool = False,
-                 **kwargs):
+                 feature_teacher: keras.Model | None = None, feature_layer: str = "fpn_sep2",
+                 feature_weight: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise ValueError(f"unknown distillation method '{method}'; expected one of {METHODS}")
@@ -66,8 +70,22 @@ class Distiller(keras.Model):
             raise ValueError(f"a parent model guides method fpd only, not {method}")
         if confidence_weights and method != "fpd":
             raise ValueError(f"teacher confidence weights are for method fpd, not {method}")
+        if feature_teacher is not None and method != "fpd":
+            raise ValueError(f"a feature teacher guides method fpd only, not {method}")
         self.pointwise = HEATMAP_LOSSES[heatmap_loss]
         self.confidence_weights = bool(confidence_weights)
+        self.feature_teacher, self.feature_weight = feature_teacher, float(feature_weight)
+        self.feature_student = self.projection = None
+        if feature_teacher is not None:
+            feature_teacher.trainable = False
+            if feature_layer not in [layer.name for layer in student.layers]:
+                raise ValueError(f"the student '{student.name}' has no layer '{feature_layer}' to distil features into")
+            taught = student.get_layer(feature_layer).output
+            self.feature_student = keras.Model(student.input, [taught, student.output])
+            if tuple(taught.shape[1:3]) != tuple(feature_teacher.output_shape[1:3]):
+                raise ValueError(f"the student's '{feature_layer}' grid {tuple(taught.shape[1:3])} is not the feature "
+                                 f"teacher's {tuple(feature_teacher.output_shape[1:3])}")
+            self.projection = keras.layers.Conv2D(feature_teacher.output_shape[-1], 1, name="feature_projection")
         self.parent, self.parent_weight = parent, float(parent_weight)
         self.student = student
         self.teacher = teacher
@@ -112,6 +130,8 @@ class Distiller(keras.Model):
         """What the optimiser updates: the student (its branches under OKDHP) and the FAU; never a teacher."""
         if self.branches is not None:
             return self.branches.trainable_variables + self.fau.trainable_variables
+        if self.projection is not None:
+            return self.student.trainable_variables + self.projection.trainable_variables
         return self.student.trainable_variables
 
     def teacher_maps(self, images, targets):
@@ -135,7 +155,10 @@ class Distiller(keras.Model):
             return self._dkd_loss(images, truth, weights, training)
         if self.method == "okdhp":
             return self._okdhp_loss(images, targets, training)
-        outputs = self.student(images, training=training)
+        if self.feature_student is not None:
+            features, outputs = self.feature_student(images, training=training)
+        else:
+            outputs = self.student(images, training=training)
         stacks = [tf.cast(s, tf.float32) for s in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
         teacher_maps = self.teacher_maps(images, targets)
         if self.method == "dskd":
@@ -150,6 +173,10 @@ class Distiller(keras.Model):
             confidence = teacher_confidence(teacher_maps) if self.confidence_weights else None
             terms = [alpha_kd(s, truth, weights, teacher_maps, alpha, self.pointwise, confidence) for s in stacks]
             total, gt, kd = (tf.add_n(list(t)) for t in zip(*terms))
+        if self.feature_teacher is not None:
+            taught = tf.stop_gradient(tf.cast(self.feature_teacher(images, training=False), tf.float32))
+            hint = self.feature_weight * feature_hint(self.projection(tf.cast(features, tf.float32)), taught)
+            total, kd = total + hint, kd + hint
         if self.parent is not None:
             parent_maps = tf.stop_gradient(tf.cast(self.parent(images, training=False), tf.float32))
             guided = self.parent_weight * tf.add_n([self.pointwise(s, parent_maps) for s in stacks])

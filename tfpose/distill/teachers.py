@@ -175,6 +175,29 @@ class SavedModelTeacher:
         return np.concatenate(out)
 
 
+def feature_teacher(path: str | Path, layer: str, input_size: tuple[int, int]):
+    """A frozen tf_keras teacher (e.g. ../shared/models/init/movenet-thunder-keras.h5, MoveNet Thunder rebuilt as a
+    differentiable model) rebuilt for the student's own crop: (B, H, W, 3) raw pixels 0..255 -> (B, h, w, C) its
+    ``layer`` output, on the student's grid when the layer has the student's stride. Its input is RGB in [-1, 1],
+    like MoveNet's; every layer is convolutional, so its weights fit the student's input size."""
+    from tfpose._keras import keras
+    from tfpose.keras_io import load_keras
+
+    path = Path(path)
+    model = load_keras(path)
+    if layer not in [l.name for l in model.layers]:
+        raise InputError(f"no layer '{layer}'", path=path, field="distill.feature_layer")
+    w, h = input_size
+    rebuilt = keras.models.clone_model(model, input_tensors=keras.Input((h, w, 3)))
+    rebuilt.set_weights(model.get_weights())
+    features = keras.Model(rebuilt.input, rebuilt.get_layer(layer).output)
+    pixels = keras.Input((h, w, 3), name="pixels")
+    teacher = keras.Model(pixels, features(keras.layers.Rescaling(1 / 127.5, -1.0)(pixels)),
+                          name=f"{model.name}_features")
+    teacher.trainable = False
+    return teacher
+
+
 class TeacherViewSampler:
     """Wraps a CropSampler: each sample also carries the teacher's square crop of the same (augmented) view."""
 
