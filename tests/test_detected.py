@@ -146,6 +146,30 @@ def test_detect_writes_what_the_detected_reader_reads_and_skips_a_corrupt_photo(
         p.name for p in originals}
 
 
+def test_the_data_stage_finds_the_people_of_a_detected_source_once(synthetic_root, tmp_path, monkeypatch):
+    """A detected source whose detection file is not there yet: the pipeline's data stage runs the detector into it
+    (scores >= DETECTED_MIN_SCORE), and a second run reads the file it wrote."""
+    import tfpose.pipeline as p
+    from tfpose.config import load_config
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for photo in sorted(shared_path(*HAR_PHOTOS).glob("Image_[1-2].jpg")):
+        (folder / photo.name).symlink_to(photo)
+    monkeypatch.chdir(tmp_path)
+    source = f"{{format: detected, root: {tmp_path}, images: images, annotations: runs/found.json}}"
+    cfg = load_config(None, ["data.source=coco", f"data.root={synthetic_root}", f"data.sources=[{source}]",
+                             "codec.input_size=[64,64]"])
+    out, codec, skeleton = p.open_run(cfg, tmp_path / "run")
+    data = p.load_data(cfg.data, codec, skeleton)
+    found = json.loads((tmp_path / "runs/found.json").read_text())
+    assert found and all(d["score"] >= p.DETECTED_MIN_SCORE for d in found)
+    assert len(data.sources[1].dataset.unlabelled()) == len(found)
+    written = (tmp_path / "runs/found.json").stat().st_mtime_ns
+    p.load_data(cfg.data, codec, skeleton)
+    assert (tmp_path / "runs/found.json").stat().st_mtime_ns == written
+
+
 def test_detect_fails_on_a_corrupt_single_photo_or_a_bad_option(tmp_path, capsys):
     from tfpose.cli import main
 
