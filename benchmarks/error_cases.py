@@ -337,7 +337,7 @@ def findings(result: dict) -> str:
 def section(report: dict) -> str:
     m, cpu = report["machine"], report["cpu"]
     vnni = [f for f in ("avx512_vnni", "avx_vnni") if cpu.get(f)]
-    lines = ["## What limits the student against MoveNet Thunder, per joint and per case", "",
+    lines = ["### What limits the student against MoveNet Thunder, per joint and per case", "",
              "    " + report["command"], "",
              f"CPU: {cpu['cpu']}, {'VNNI (' + ', '.join(vnni) + ')' if vnni else 'no VNNI'}; {report['runtime']}, "
              f"XNNPACK, 1 thread; load average {m['load_average_1min']:.1f} at the start; {report['seconds']:.0f} s "
@@ -351,7 +351,7 @@ def section(report: dict) -> str:
              "each case its summed gap over everyone (cases overlap, so those parts do not add up).", ""]
     for key, r in report["sets"].items():
         t = r["thresholds"]
-        lines += [f"### {SET_NAMES[key]} ({r['people']} people; AP {r['AP']['student']:.3f} / "
+        lines += [f"#### {SET_NAMES[key]} ({r['people']} people; AP {r['AP']['student']:.3f} / "
                   f"{r['AP']['thunder']:.3f})", "", "In short: " + findings(r), "",
                   "Per joint, then per group of joints (labelled: joint instances scored):", "",
                   *joint_table({n: j for n, j in r["per_joint"].items() if n not in GROUPS}), "",

@@ -65,7 +65,8 @@ def main(argv=None) -> int:
             results[name, set_name] = preds.coco_results()
             print_metrics(f"{name} on {set_name}", scores[name, set_name])
         seconds[name] = time.perf_counter() - started
-    lines = [f"Command: `python benchmarks/teacher_tta.py --config {args.config} --write`; teacher "
+    lines = ["### The teacher under test-time augmentation", "",
+             f"Command: `python benchmarks/teacher_tta.py --config {args.config} --write`; teacher "
              f"`{base.teacher.path}` ({base.teacher.output_key}), student grid {list(base.codec.input_size)} "
              f"(W, H); {cpu_name()}, seconds for both sets on the machine's cores.", ""]
     for set_name, dataset in ctx.val_sets.items():
