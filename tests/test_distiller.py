@@ -182,6 +182,10 @@ def test_feature_distillation_trains_a_projection_toward_the_frozen_teachers_fea
     assert "feature_projection" not in [layer.name for layer in distiller.student.layers]   # not exported
     with pytest.raises(ValueError, match="no layer"):
         Distiller(build_model("peleenet_duc", 17, TINY_INPUT, **TINY_STUDENT), feature_teacher=teacher)
+    with pytest.raises(ValueError, match="a feature teacher is for method fpd only, not dskd"):
+        Distiller(student, feature_teacher=teacher, method="dskd")
+    with pytest.raises(ValueError, match="teacher confidence weights is for method fpd only, not okdhp"):
+        Distiller(student, confidence_weights=True, method="okdhp")
 
 
 def test_the_second_stage_trains_the_head_alone_against_the_student_itself(synthetic_root, tmp_path):

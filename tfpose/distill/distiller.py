@@ -34,7 +34,7 @@ from __future__ import annotations
 from tfpose._keras import keras, tf
 from tfpose.config import DkdConfig, DskdConfig, OkdhpConfig
 from tfpose.distill.losses import (HEATMAP_LOSSES, alpha_kd, binarize, dskd_terms, kd_weight, keypoint_bce,
-                                   keypoint_mse, okdhp_ramp, spatial_kl, teacher_confidence, feature_hint)
+                                   keypoint_mse, feature_hint, okdhp_ramp, spatial_kl, teacher_confidence)
 
 METHODS = ("fpd", "dskd", "okdhp", "dkd")
 
@@ -66,18 +66,15 @@ class Distiller(keras.Model):
         if heatmap_loss == "bce" and not ends_in_sigmoid(student):
             raise ValueError(f"heatmap_loss 'bce' needs a student whose heatmaps are sigmoid outputs; "
                              f"'{student.name}' ends in '{student.layers[-1].name}': use 'mse'")
-        if parent is not None and method != "fpd":
-            raise ValueError(f"a parent model guides method fpd only, not {method}")
-        if confidence_weights and method != "fpd":
-            raise ValueError(f"teacher confidence weights are for method fpd, not {method}")
-        if feature_teacher is not None and method != "fpd":
-            raise ValueError(f"a feature teacher guides method fpd only, not {method}")
+        for option, given in (("a parent model", parent is not None), ("teacher confidence weights", confidence_weights),
+                              ("a feature teacher", feature_teacher is not None)):
+            if given and method != "fpd":
+                raise ValueError(f"{option} is for method fpd only, not {method}")
         self.pointwise = HEATMAP_LOSSES[heatmap_loss]
         self.confidence_weights = bool(confidence_weights)
         self.feature_teacher, self.feature_weight = feature_teacher, float(feature_weight)
         self.feature_student = self.projection = None
         if feature_teacher is not None:
-            feature_teacher.trainable = False
             if feature_layer not in [layer.name for layer in student.layers]:
                 raise ValueError(f"the student '{student.name}' has no layer '{feature_layer}' to distil features into")
             taught = student.get_layer(feature_layer).output
@@ -90,7 +87,7 @@ class Distiller(keras.Model):
         self.student = student
         self.teacher = teacher
         self.assistants = list(assistants)
-        for frozen in [teacher, *self.assistants]:
+        for frozen in [teacher, feature_teacher, *self.assistants]:
             if isinstance(frozen, keras.Model):
                 frozen.trainable = False
         self.alpha = float(alpha) if teacher is not None else 0.0
