@@ -276,10 +276,14 @@ def wait_for_view_cache(folder: Path, poll_s: float = 2.0) -> ViewCache:
     return cache
 
 
-def teacher_views_key(cfg: PipelineConfig, sampler, views: int, persons: int | None = None) -> str:
+def teacher_views_key(cfg: PipelineConfig, sampler, views: int) -> str:
     """A digest of everything the cached teacher views depend on: the teacher (its config and files), every
-    person (image, box, keypoints; only the first ``persons`` when given), the crop geometry and augmentation, the
-    number of views and the seed."""
+    person (image, box, keypoints), the crop geometry and augmentation, the number of views and the seed."""
+    return _persons_key(_settings_digest(cfg, sampler, views), sampler.persons)
+
+
+def _settings_digest(cfg: PipelineConfig, sampler, views: int):
+    """The sha256 object fed with all ``teacher_views_key`` depends on but the persons."""
     digest = hashlib.sha256()
     # a SavedModel teacher is its files, not a training recipe
     teacher = {k: v for k, v in asdict(cfg.teacher).items() if k not in ("train", "model")}
@@ -291,7 +295,12 @@ def teacher_views_key(cfg: PipelineConfig, sampler, views: int, persons: int | N
         "codec": [list(codec.input_size), codec.stride, codec.sigma], "padding": sampler.padding,
         "augment": asdict(sampler.augment) if sampler.augment else None}, sort_keys=True,
         default=str).encode())
-    hash_persons(digest, sampler.persons[:persons])
+    return digest
+
+
+def _persons_key(settings, persons) -> str:
+    digest = settings.copy()
+    hash_persons(digest, persons)
     return digest.hexdigest()[:16]
 
 
@@ -303,11 +312,12 @@ def start_from_prefix(folder: Path, cfg: PipelineConfig, sampler, views: int) ->
     if _progress(folder):
         return 0
     n = len(sampler)
+    settings = _settings_digest(cfg, sampler, views)      # the teacher's files hashed once, not once a folder
     best = None
     for other in folder.parent.glob(f"teacher_views_{views}_*"):
         cache = open_view_cache(other) if other != folder else None
         if cache is not None and cache.persons < n and (best is None or cache.persons > best.persons) \
-                and other.name.endswith(teacher_views_key(cfg, sampler, views, cache.persons)):
+                and other.name.endswith(_persons_key(settings, sampler.persons[:cache.persons])):
             best = cache
     if best is None:
         return 0
