@@ -12,7 +12,6 @@ the plain teacher; the best row is what ``teacher.tta_*`` should hold for the ca
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
 from benchmarks._sections import publish  # noqa: E402
+from benchmarks.cpu_ceiling import cpu_info  # noqa: E402
 from tfpose import pipeline as p  # noqa: E402
 from tfpose.config import load_config  # noqa: E402
 from tfpose.distill.teachers import predict_teacher  # noqa: E402
@@ -35,13 +35,6 @@ VARIANTS = {            # name: (flip, scales)
     "flip + scales 0.9, 1, 1.1": (True, (0.9, 1.0, 1.1)),
     "flip + scales 1, 1.15": (True, (1.0, 1.15)),
 }
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None) -> int:
@@ -68,7 +61,7 @@ def main(argv=None) -> int:
     lines = ["### The teacher under test-time augmentation", "",
              f"Command: `python benchmarks/teacher_tta.py --config {args.config} --write`; teacher "
              f"`{base.teacher.path}` ({base.teacher.output_key}), student grid {list(base.codec.input_size)} "
-             f"(W, H); {cpu_name()}, seconds for both sets on the machine's cores.", ""]
+             f"(W, H); {cpu_info()['cpu']}, seconds for both sets on the machine's cores.", ""]
     for set_name, dataset in ctx.val_sets.items():
         plain = scores["plain", set_name]
         lines += [f"**{set_name}** ({plain['persons']} persons; gaps against the plain teacher, 95 % paired bootstrap)",

@@ -66,7 +66,8 @@ class Distiller(keras.Model):
         if heatmap_loss == "bce" and not ends_in_sigmoid(student):
             raise ValueError(f"heatmap_loss 'bce' needs a student whose heatmaps are sigmoid outputs; "
                              f"'{student.name}' ends in '{student.layers[-1].name}': use 'mse'")
-        for option, given in (("a parent model", parent is not None), ("teacher confidence weights", confidence_weights),
+        for option, given in (("a parent model", parent is not None),
+                              ("teacher confidence weights", confidence_weights),
                               ("a feature teacher", feature_teacher is not None)):
             if given and method != "fpd":
                 raise ValueError(f"{option} is for method fpd only, not {method}")
